@@ -1,0 +1,220 @@
+"""The Benchmark interface: a sequence of tasks and the paper's loading options."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch.utils.data import Dataset, Subset
+
+from clgym_core.component import Component, Params, validate_params
+from clgym_core.data import DataSource, TaskData, balanced_sample_indices, sample_indices
+from clgym_core.errors import DataError
+
+Split = Literal["train", "test"]
+Scenario = Literal["new_instances", "new_classes", "new_instances_and_classes"]
+Problem = Literal["classification", "regression"]
+
+
+class BenchmarkParams(Params):
+    """Options every benchmark accepts (CL-Gym paper, Section 3.1)."""
+
+    num_tasks: int = Field(5, ge=1, description="Number of tasks in the sequence.")
+    per_task_examples: int | None = Field(
+        None, ge=1, description="Train on a random subset of this many examples per task (all when unset)."
+    )
+    per_task_memory_examples: int | None = Field(
+        None, ge=1, description="Episodic memory size per task, drawn from training data (class-balanced)."
+    )
+    per_task_joint_examples: int | None = Field(
+        None, ge=1, description="Examples per task used by load_joint (all training data when unset)."
+    )
+    per_task_subset_examples: int | None = Field(
+        None, ge=1, description="Examples per task returned by load_subset (e.g. for OGD or MC-SGD)."
+    )
+    seed: int = Field(0, description="Seed for everything random in the benchmark (orders, subsets, memory).")
+
+
+class Benchmark(Component, abc.ABC):
+    """A sequence of tasks.
+
+    Subclasses describe the tasks through the class attributes and properties
+    below (known without loading any data, so that specs can be validated fast)
+    and implement :meth:`prepare_datasets` (read the files once) and
+    :meth:`build_task` (one split of one task). The base class caches what
+    ``build_task`` returns and implements the paper's loading options on top:
+    per-task subsets, episodic memory, joint loading. Tasks are numbered from 1.
+
+    Every random choice is drawn from a generator seeded by ``(seed, purpose,
+    task)``, so the memory of task 3 does not depend on what was loaded before.
+    """
+
+    Params: ClassVar[type[Params]] = BenchmarkParams
+    problem: ClassVar[Problem] = "classification"
+    scenario: ClassVar[Scenario] = "new_instances"
+
+    def __init__(self, params: Params | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if params is not None and kwargs:
+            raise TypeError("pass either a params object or keyword arguments, not both")
+        self.params = validate_params(type(self), params if params is not None else kwargs)
+        self._prepared = False
+        self._cache: dict[tuple[str, int], DataSource] = {}
+
+    # ---- description (no data needed) -------------------------------------------------------
+    @property
+    def num_tasks(self) -> int:
+        return int(self.params.num_tasks)
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one model input (without the batch dimension)."""
+
+    @property
+    def num_classes(self) -> int:
+        """Classes over the whole sequence (1 output for regression)."""
+        return self.head_size * self.num_heads
+
+    @property
+    def num_heads(self) -> int:
+        """Output heads: ``num_tasks`` for task-incremental multi-head setups, else 1."""
+        return 1
+
+    @property
+    @abc.abstractmethod
+    def head_size(self) -> int:
+        """Outputs of one head (classes per head, or 1 for scalar regression)."""
+
+    @property
+    def task_incremental(self) -> bool:
+        return self.num_heads > 1
+
+    # ---- what subclasses implement -------------------------------------------------------------
+    @abc.abstractmethod
+    def prepare_datasets(self) -> None:
+        """Read or generate the raw data once; later calls may be cheap no-ops."""
+
+    @abc.abstractmethod
+    def build_task(self, task: int, split: Split) -> DataSource:
+        """All examples of ``split`` for ``task`` (targets as the model's head expects them)."""
+
+    # ---- loading ------------------------------------------------------------------------------
+    def ensure_prepared(self) -> None:
+        if not self._prepared:
+            self.prepare_datasets()
+            self._prepared = True
+
+    def check_task(self, task: int) -> int:
+        if not 1 <= int(task) <= self.num_tasks:
+            raise DataError(f"{self.name}: task {task} is out of range 1..{self.num_tasks}")
+        return int(task)
+
+    def generator(self, purpose: str, task: int = 0) -> torch.Generator:
+        digest = hashlib.sha256(f"{self.params.seed}/{self.name}/{purpose}/{task}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+    def _split(self, task: int, split: Split) -> DataSource:
+        key = (split, self.check_task(task))
+        if key not in self._cache:
+            self.ensure_prepared()
+            self._cache[key] = self.build_task(task, split)
+        return self._cache[key]
+
+    def _full_train(self, task: int) -> DataSource:
+        return self._split(task, "train")
+
+    def load_test(self, task: int) -> DataSource:
+        """The test split of ``task``."""
+        return self._split(task, "test")
+
+    def load_train(self, task: int) -> DataSource:
+        """The training split of ``task``, reduced to ``per_task_examples`` when that is set."""
+        data = self._full_train(task)
+        k = self.params.per_task_examples
+        if k is None or k >= len(data):
+            return data
+        key = ("train_subset", task)
+        if key not in self._cache:
+            self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("examples", task)))
+        return self._cache[key]
+
+    def load(self, task: int) -> tuple[DataSource, DataSource]:
+        """Training and test data of ``task`` (CL-Gym's ``load``)."""
+        return self.load_train(task), self.load_test(task)
+
+    def load_memory(self, task: int) -> DataSource:
+        """Episodic memory of ``task``: ``per_task_memory_examples`` training examples, class-balanced."""
+        k = self.params.per_task_memory_examples
+        if not k:
+            raise DataError(
+                f"{self.name}: episodic memory was not requested; set benchmark.params.per_task_memory_examples"
+            )
+        key = ("memory", self.check_task(task))
+        if key not in self._cache:
+            data = self.load_train(task)
+            k = min(k, len(data))
+            self._cache[key] = _subset(data, self._draw(data, k, "memory", task))
+        return self._cache[key]
+
+    def load_memory_joint(self, task: int) -> DataSource:
+        """Episodic memories of tasks ``1..task`` together."""
+        return _concat([self.load_memory(t) for t in range(1, self.check_task(task) + 1)])
+
+    def load_subset(self, task: int) -> DataSource:
+        """``per_task_subset_examples`` training examples of ``task`` (class-balanced)."""
+        k = self.params.per_task_subset_examples
+        if not k:
+            raise DataError(f"{self.name}: no subset size given; set benchmark.params.per_task_subset_examples")
+        key = ("subset", self.check_task(task))
+        if key not in self._cache:
+            data = self.load_train(task)
+            self._cache[key] = _subset(data, self._draw(data, min(k, len(data)), "subset", task))
+        return self._cache[key]
+
+    def load_joint(self, task: int) -> DataSource:
+        """Training data of tasks ``1..task`` together (``per_task_joint_examples`` each when set)."""
+        parts = []
+        for t in range(1, self.check_task(task) + 1):
+            data = self.load_train(t)
+            k = self.params.per_task_joint_examples
+            if k is not None and k < len(data):
+                key = ("joint", t)
+                if key not in self._cache:
+                    self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("joint", t)))
+                data = self._cache[key]
+            parts.append(data)
+        return _concat(parts)
+
+    def _draw(self, data: DataSource, k: int, purpose: str, task: int) -> torch.Tensor:
+        gen = self.generator(purpose, task)
+        targets = _targets_of(data)
+        if self.problem == "classification" and targets is not None:
+            return balanced_sample_indices(targets, k, gen)
+        return sample_indices(len(data), k, gen)
+
+
+def _targets_of(data: DataSource) -> torch.Tensor | None:
+    if isinstance(data, TaskData):
+        return data.targets
+    targets = getattr(data, "targets", None)
+    return torch.as_tensor(targets) if targets is not None else None
+
+
+def _subset(data: DataSource, indices: torch.Tensor) -> DataSource:
+    if isinstance(data, TaskData):
+        return data.subset(indices)
+    return Subset(data, indices.tolist())
+
+
+def _concat(parts: list[DataSource]) -> DataSource:
+    if all(isinstance(p, TaskData) for p in parts):
+        return TaskData.concat(parts)  # type: ignore[arg-type]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.utils.data.ConcatDataset(parts)  # type: ignore[arg-type]
+
+
+__all__ = ["Benchmark", "BenchmarkParams", "Dataset", "Problem", "Scenario", "Split"]

@@ -1,0 +1,17 @@
+"""Components that ship with clgym-core, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from clgym_core.backbone import MLP
+from clgym_core.callback import ProgressBar
+from clgym_core.hookspecs import hookimpl
+
+
+@hookimpl
+def clgym_register_backbones() -> list[type]:
+    return [MLP]
+
+
+@hookimpl
+def clgym_register_callbacks() -> list[type]:
+    return [ProgressBar]

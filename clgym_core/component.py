@@ -1,0 +1,84 @@
+"""What every registered class shares: a registry ``name`` and a validated ``Params`` model."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from clgym_core.errors import SpecError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: unknown keys are errors, assignments are checked."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+def normalize_name(name: str) -> str:
+    """Registry names are snake_case; accept ``Rotated-MNIST`` style spellings too."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``path.to.field: reason``."""
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown parameter"
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines)
+
+
+def validate_model(model: type[BaseModel], values: Any, where: str) -> Any:
+    """Validate ``values`` with ``model``; raise a one-line :class:`SpecError` naming the field."""
+    if isinstance(values, model):
+        return values
+    if isinstance(values, BaseModel):
+        values = values.model_dump(by_alias=True)
+    try:
+        return model.model_validate(dict(values or {}))
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error, where)) from None
+
+
+def validate_params(cls: type, values: dict[str, Any] | BaseModel | None, where: str | None = None) -> Any:
+    """Validate a component's parameters with ``cls.Params``."""
+    prefix = where if where is not None else f"{getattr(cls, 'name', '') or cls.__name__}.params"
+    return validate_model(cls.Params, values, prefix)
+
+
+def summary_line(cls: type) -> str:
+    """The first line of the class docstring: what ``clgym list`` shows."""
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+class Component:
+    """Mixin for registrable classes.
+
+    Subclasses set ``name`` (snake_case, unique per kind) and nest a ``Params``
+    model deriving from :class:`clgym_core.component.Params`.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+    params: Params
+
+    @classmethod
+    def check_component(cls) -> None:
+        """Raise ``TypeError`` when the class cannot be registered (used by the registry)."""
+        name = getattr(cls, "name", "")
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise TypeError(f"{cls.__qualname__}.name must be a snake_case string, got {name!r}")
+        params = getattr(cls, "Params", None)
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise TypeError(f"{cls.__qualname__}.Params must be a pydantic model")
+        if params.model_config.get("extra") != "forbid":
+            raise TypeError(f"{cls.__qualname__}.Params must forbid extra keys (derive from clgym_core.Params)")

@@ -1,0 +1,3 @@
+"""Continual-learning algorithms for clgym, registered through the ``clgym`` entry point."""
+
+__version__ = "0.1.0"
