@@ -34,6 +34,7 @@ ENTRY_POINT_GROUP = "clgym"
 ENV_DISABLE = "CLGYM_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "CLGYM_BLOCK_PLUGINS"
 ENV_TRACE = "CLGYM_TRACE_PLUGINS"
+IN_PROCESS = "(in-process)"
 
 #: kind -> (hook name, base class import path)
 KINDS: dict[str, str] = {
@@ -128,7 +129,7 @@ class Registry:
                 continue
             self.register(module, name=ep.name, distribution=dist_name, version=version)
 
-    def register(self, plugin: Any, name: str, distribution: str = "(in-process)", version: str = "") -> PluginInfo:
+    def register(self, plugin: Any, name: str, distribution: str = IN_PROCESS, version: str = "") -> PluginInfo:
         """Register a plugin object (a module or any object with hook implementations)."""
         info = PluginInfo(name, distribution, version)
         self.plugins[name] = info
@@ -269,7 +270,11 @@ class Registry:
 
     def versions(self) -> dict[str, str]:
         """Distribution name -> version of every plugin that loaded."""
-        return {p.distribution: p.version for p in self.plugins.values() if not p.blocked and p.ok}
+        return {
+            p.distribution: p.version
+            for p in self.plugins.values()
+            if not p.blocked and p.ok and p.distribution != IN_PROCESS
+        }
 
 
 def _kind(kind: str) -> str:

@@ -112,6 +112,7 @@ class ContinualTrainer:
         self.current_epoch = 0
         self.steps_per_epoch = 0
         self.global_step = 0
+        self.run_dir: Any = None  # set by the runner: where callbacks may write files
         self._test_data: list[DataSource] = []
         self._step_callbacks: dict[str, list[Callback]] = {}
 

@@ -1,0 +1,123 @@
+"""``clgym validate`` and ``clgym run``: check a spec, run it, show the accuracy matrix and summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.columns import Columns
+from rich.table import Table
+
+from clgym_core.cli import app
+from clgym_core.cli.common import console, err_console, fmt, matrix_table, user_errors
+from clgym_core.errors import ClgymError
+from clgym_core.runner import RunResult, run_spec
+from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file, resolve_spec
+
+QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
+
+SET_HELP = "Override a spec field, e.g. --set algorithm.params.lambda=100 (repeatable)."
+
+
+@app.command("validate")
+@user_errors
+def validate(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.yaml, .yml, .toml or .json)."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+) -> None:
+    """Check a spec: its fields, component names and parameters; loads no data and builds no model."""
+    spec = resolve_spec(load_spec(spec_path, overrides), source=str(spec_path))
+    console.print(
+        f"{spec_path}: ok: benchmark {spec.benchmark.name}, backbone {spec.backbone.name}, "
+        f"algorithm {spec.algorithm.name}, {spec.trainer.epochs_per_task} epoch(s) per task, seed {spec.seed}",
+        markup=False,
+    )
+
+
+@app.command("run")
+@user_errors
+def run(
+    spec_path: Optional[Path] = typer.Argument(
+        None, metavar="[SPEC]", help="Spec file; without one, runs the quickstart comparison."
+    ),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Run directory (exactly this path; must not already hold a run)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress on stderr."),
+) -> None:
+    """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
+
+    The run directory gets spec.yaml (resolved, with plugin versions), the accuracy
+    matrix as CSV, metrics.json and plots.
+    """
+    if spec_path is None:
+        _quickstart(overrides, out, progress)
+        return
+    spec = load_spec(spec_path, overrides)
+    result = run_spec(spec, out_dir=out, progress=progress and spec.trainer.progress)
+    show_result(result)
+
+
+def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -> None:
+    """Every spec in the packaged quickstart folder, one after another, compared side by side."""
+    specs: list[tuple[str, RunSpec]] = []
+    for path in sorted(QUICKSTART_DIR.glob("*.yaml")):
+        spec = parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
+        try:
+            resolve_spec(spec, source=str(path))
+        except ClgymError as exc:
+            err_console.print(f"skipping quickstart {path.stem}: {exc}", markup=False)
+            continue
+        specs.append((path.stem, spec))
+    if not specs:
+        raise ClgymError(
+            "the quickstart needs the clgym-toy and clgym-algos plugins; "
+            "install them (pip install clgym-toy clgym-algos) or pass a spec: clgym run SPEC"
+        )
+    results = []
+    for label, spec in specs:
+        console.print(f"[bold]quickstart: {label}[/bold]")
+        run_dir = out / label if out is not None else None
+        results.append((label, run_spec(spec, out_dir=run_dir, progress=progress and spec.trainer.progress)))
+    show_comparison(results)
+
+
+def show_result(result: RunResult) -> None:
+    kind = "accuracy" if result.problem == "classification" else "loss"
+    matrix = result.accuracy_matrix if kind == "accuracy" else result.loss_matrix
+    title = f"{kind} matrix ({'%' if kind == 'accuracy' else 'mean loss'}): {result.spec.algorithm.name} on " \
+            f"{result.spec.benchmark.name}"
+    console.print(matrix_table(matrix, title, digits=2 if kind == "accuracy" else 4))
+    table = Table(title="summary", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.summary.items():
+        table.add_row(key, fmt(value, 2 if kind == "accuracy" else 4))
+    table.add_row("wall_seconds", fmt(result.wall_seconds))
+    console.print(table)
+    if result.run_dir is not None:
+        console.print(f"run directory: {result.run_dir}", markup=False)
+
+
+def show_comparison(results: list[tuple[str, RunResult]]) -> None:
+    """Matrices next to each other, then one summary table with a column per run."""
+    tables = []
+    for label, result in results:
+        kind = "accuracy" if result.problem == "classification" else "loss"
+        matrix = result.accuracy_matrix if kind == "accuracy" else result.loss_matrix
+        tables.append(matrix_table(matrix, f"{label} ({kind})"))
+    console.print(Columns(tables, padding=(0, 4)))
+    summary = Table(title="summary", title_justify="left")
+    summary.add_column("metric")
+    for label, _ in results:
+        summary.add_column(label, justify="right")
+    keys = list(dict.fromkeys(k for _, r in results for k in r.summary))
+    for key in keys:
+        summary.add_row(key, *[fmt(r.summary.get(key)) for _, r in results])
+    summary.add_row("wall_seconds", *[fmt(r.wall_seconds) for _, r in results])
+    console.print(summary)
+    for label, result in results:
+        if result.run_dir is not None:
+            console.print(f"{label}: {result.run_dir}", markup=False)

@@ -1,0 +1,267 @@
+"""Run a spec end to end and write the run directory.
+
+A run directory holds:
+
+- ``spec.yaml``: the resolved spec (every default filled in) with the versions of the
+  distributions that ran it; ``clgym run RUN_DIR/spec.yaml`` repeats the run.
+- ``accuracy_matrix.csv`` / ``loss_matrix.csv``: row ``untrained`` then ``after_task_i``,
+  a column per task.
+- ``metrics.json``: the matrices, the summary metrics (accuracies in percent, as the
+  paper reports them), wall time per task and what ran where.
+- ``accuracy_matrix.png`` and ``task_curves.png`` when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clgym_core.algorithm import Algorithm
+from clgym_core.backbone import Backbone
+from clgym_core.benchmark import Benchmark
+from clgym_core.callback import Callback, ProgressBar
+from clgym_core.errors import ClgymError
+from clgym_core.registry import Registry, get_registry
+from clgym_core.spec import RunSpec, dump_spec, resolve_spec
+from clgym_core.trainer import ContinualTrainer
+
+RUN_MARKERS = ("spec.yaml", "metrics.json")
+ACCURACY_KEYS = ("average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy")
+
+
+@dataclass
+class Components:
+    benchmark: Benchmark
+    backbone: Backbone
+    algorithm: Algorithm
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path | None
+    spec: RunSpec
+    summary: dict[str, float]
+    accuracy_matrix: list[list[float]]
+    loss_matrix: list[list[float]]
+    problem: str
+    wall_seconds: float
+    trainer: ContinualTrainer
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (model initialisation happens after this)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def build_components(spec: RunSpec, registry: Registry | None = None) -> Components:
+    """Instantiate the resolved spec's components (seeded, so initial weights are reproducible)."""
+    registry = registry or get_registry()
+    seed_everything(spec.seed)
+    benchmark = registry.get("benchmark", spec.benchmark.name)(spec.benchmark.params)
+    backbone = registry.get("backbone", spec.backbone.name)(spec.backbone.params)
+    algorithm = registry.get("algorithm", spec.algorithm.name)(
+        backbone, benchmark, spec.algorithm.params, optimizer=spec.optimizer
+    )
+    callbacks = [registry.get("callback", c.name)(c.params) for c in spec.callbacks]
+    return Components(benchmark, backbone, algorithm, callbacks)
+
+
+def build_trainer(spec: RunSpec, components: Components, progress: bool | None = None) -> ContinualTrainer:
+    callbacks = list(components.callbacks)
+    show = spec.trainer.progress if progress is None else progress
+    if show and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.insert(0, ProgressBar())
+    t = spec.trainer
+    return ContinualTrainer(
+        components.algorithm,
+        callbacks=callbacks,
+        epochs_per_task=t.epochs_per_task,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        device=t.device,
+        seed=spec.seed,
+        shuffle=t.shuffle,
+        stop_on_nonfinite=t.stop_on_nonfinite,
+    )
+
+
+def default_run_dir(spec: RunSpec) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    label = spec.name or f"{spec.benchmark.name}-{spec.algorithm.name}-s{spec.seed}"
+    base = Path(spec.output_dir) / f"{stamp}-{label}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Create ``path``; refuse one that already holds a run so that nothing written is lost."""
+    if path.exists() and not path.is_dir():
+        raise ClgymError(f"--out {path}: exists and is not a directory")
+    if path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS):
+        raise ClgymError(f"--out {path}: already holds a run; choose another directory or remove it first")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ClgymError(f"--out {path}: cannot create directory ({exc.strerror or exc})") from None
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write then rename, so a crash never leaves a half-written file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def matrix_csv(matrix: list[list[float]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    num_tasks = len(matrix[0]) if matrix else 0
+    writer.writerow(["after", *[f"task_{j}" for j in range(1, num_tasks + 1)]])
+    for i, row in enumerate(matrix):
+        writer.writerow(["untrained" if i == 0 else f"task_{i}", *[f"{v:.4f}" for v in row]])
+    return buffer.getvalue()
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def metrics_payload(result: RunResult, versions: dict[str, str]) -> dict[str, Any]:
+    """What ``metrics.json`` holds (plain JSON: NaN becomes null)."""
+    classification = result.problem == "classification"
+    payload: dict[str, Any] = {
+        "problem": result.problem,
+        "benchmark": result.spec.benchmark.name,
+        "algorithm": result.spec.algorithm.name,
+        "backbone": result.spec.backbone.name,
+        "seed": result.spec.seed,
+        "num_tasks": len(result.loss_matrix[0]) if result.loss_matrix else 0,
+        "accuracy_matrix": result.accuracy_matrix if classification else None,
+        "loss_matrix": result.loss_matrix,
+    }
+    if classification:
+        payload.update({key: result.summary.get(key) for key in ACCURACY_KEYS})
+    else:
+        payload.update({key: None for key in ACCURACY_KEYS})
+        payload["loss_metrics"] = result.summary
+    trainer = result.trainer
+    payload.update(
+        {
+            "train_loss": trainer.metrics.train_loss,
+            "task_seconds": {str(k): v for k, v in trainer.metrics.task_seconds.items()},
+            "wall_seconds": result.wall_seconds,
+            "peak_memory_mb": peak_memory_mb(),
+            "device": str(trainer.device),
+            "device_name": device_name(trainer.device),
+            "versions": versions,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        }
+    )
+    return _finite_or_none(payload)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def write_outputs(result: RunResult, versions: dict[str, str]) -> None:
+    run_dir = result.run_dir
+    if run_dir is None:
+        return
+    if result.problem == "classification":
+        write_atomic(run_dir / "accuracy_matrix.csv", matrix_csv(result.accuracy_matrix))
+    write_atomic(run_dir / "loss_matrix.csv", matrix_csv(result.loss_matrix))
+    write_atomic(run_dir / "metrics.json", json.dumps(metrics_payload(result, versions), indent=2) + "\n")
+    write_plots(result)
+
+
+def write_plots(result: RunResult) -> None:
+    """Heatmap and per-task curves (skipped when matplotlib or the plots module is unavailable)."""
+    try:
+        from clgym_core import plots
+    except ImportError:
+        return
+    kind = "accuracy" if result.problem == "classification" else "loss"
+    matrix = result.accuracy_matrix if kind == "accuracy" else result.loss_matrix
+    if len(matrix) < 2:
+        return
+    title = f"{result.spec.algorithm.name} on {result.spec.benchmark.name} (seed {result.spec.seed})"
+    try:
+        plots.plot_accuracy_matrix(matrix, result.run_dir / f"{kind}_matrix.png", title=title, kind=kind)
+        plots.plot_task_curves(matrix, result.run_dir / "task_curves.png", title=title, kind=kind)
+    except ImportError:
+        return
+
+
+def run_spec(
+    spec: RunSpec,
+    out_dir: str | Path | None = None,
+    progress: bool | None = None,
+    registry: Registry | None = None,
+    write: bool = True,
+) -> RunResult:
+    """Resolve, build, train and evaluate ``spec``; write its run directory unless ``write`` is false."""
+    registry = registry or get_registry()
+    resolved = resolve_spec(spec, registry)
+    versions = registry.versions()
+    resolved = resolved.model_copy(update={"versions": versions})
+    run_dir = None
+    if write:
+        run_dir = prepare_run_dir(Path(out_dir) if out_dir is not None else default_run_dir(resolved))
+        write_atomic(run_dir / "spec.yaml", dump_spec(resolved))
+    components = build_components(resolved, registry)
+    trainer = build_trainer(resolved, components, progress)
+    trainer.run_dir = run_dir
+    started = time.perf_counter()
+    summary = trainer.fit()
+    result = RunResult(
+        run_dir=run_dir,
+        spec=resolved,
+        summary=summary,
+        accuracy_matrix=trainer.accuracy_matrix,
+        loss_matrix=trainer.loss_matrix,
+        problem=trainer.problem,
+        wall_seconds=time.perf_counter() - started,
+        trainer=trainer,
+    )
+    if write:
+        write_outputs(result, versions)
+    return result

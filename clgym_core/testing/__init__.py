@@ -1,0 +1,54 @@
+"""Helpers for testing clgym components and plugins.
+
+- :class:`SyntheticBlobs`: a tiny benchmark that trains in well under a second.
+- :func:`make_plugin`: an in-process plugin object registering the given classes.
+- :func:`isolated_registry`: a fresh registry (optionally with extra plugins) installed
+  as the process-wide one for the duration of a ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from clgym_core.hookspecs import hookimpl
+from clgym_core.registry import Registry, set_registry
+from clgym_core.testing.synthetic import SyntheticBlobs
+
+__all__ = ["SyntheticBlobs", "isolated_registry", "make_plugin"]
+
+
+def make_plugin(
+    benchmarks: Sequence[type] = (),
+    backbones: Sequence[type] = (),
+    algorithms: Sequence[type] = (),
+    callbacks: Sequence[type] = (),
+) -> Any:
+    """A plugin object whose hooks return the given classes (only the non-empty kinds get a hook)."""
+    namespace: dict[str, Any] = {}
+    for hook, classes in (
+        ("clgym_register_benchmarks", benchmarks),
+        ("clgym_register_backbones", backbones),
+        ("clgym_register_algorithms", algorithms),
+        ("clgym_register_callbacks", callbacks),
+    ):
+        if classes:
+            namespace[hook] = staticmethod(hookimpl(lambda classes=list(classes): list(classes)))
+    return type("InProcessPlugin", (), namespace)()
+
+
+@contextlib.contextmanager
+def isolated_registry(
+    plugins: dict[str, Any] | None = None, autoload: bool = False
+) -> Iterator[Registry]:
+    """A fresh registry with the built-ins, ``plugins`` (name -> plugin object) and, if ``autoload``,
+    the installed entry points; installed process-wide until the block ends."""
+    registry = Registry(autoload=autoload)
+    for name, plugin in (plugins or {}).items():
+        registry.register(plugin, name=name)
+    previous = set_registry(registry)
+    try:
+        yield registry
+    finally:
+        set_registry(previous)
