@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from pydantic_core import PydanticUndefined
+from rich.markup import escape
 from rich.table import Table
 
 from clgym_core.cli import app
@@ -41,7 +42,7 @@ def list_components(
         for column in ("name", "plugin", "version", "summary"):
             table.add_column(column)
         for info in sorted(registry.components(k).values(), key=lambda c: c.name):
-            table.add_row(info.name, info.plugin.distribution, info.plugin.version, summary_line(info.cls))
+            table.add_row(info.name, info.plugin.distribution, info.plugin.version, escape(summary_line(info.cls)))
         console.print(table)
     _warn_problems()
 
@@ -71,8 +72,8 @@ def show(
 
 def _show_one(info: ComponentInfo) -> None:
     doc = inspect.cleandoc(info.cls.__doc__ or "")
-    console.print(f"{info.kind} [bold]{info.name}[/bold]  ({info.cls.__module__}.{info.cls.__qualname__}, "
-                  f"plugin {info.plugin.name}, {info.plugin.distribution} {info.plugin.version})")
+    console.print(f"{info.kind} {info.name}  ({info.cls.__module__}.{info.cls.__qualname__}, "
+                  f"plugin {info.plugin.name}, {info.plugin.distribution} {info.plugin.version})", markup=False)
     if doc:
         console.print(doc, markup=False)
     table = Table(title="parameters", title_justify="left")
@@ -81,9 +82,9 @@ def _show_one(info: ComponentInfo) -> None:
     for field_name, field in info.cls.Params.model_fields.items():
         table.add_row(
             field.alias or field_name,
-            _type_name(field.annotation),
-            _default(field),
-            field.description or "",
+            escape(_type_name(field.annotation)),
+            escape(_default(field)),
+            escape(field.description or ""),
         )
     console.print(table)
 
@@ -119,7 +120,7 @@ def _plugins_table() -> bool:
         table.add_column(column)
     for info in registry.plugins.values():
         status = "blocked" if info.blocked else ("ok" if info.ok else "; ".join(info.problems))
-        table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks), status)
+        table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks), escape(status))
     console.print(table)
     if not registry.autoload:
         console.print("plugin autoloading is disabled (CLGYM_DISABLE_PLUGIN_AUTOLOAD)")

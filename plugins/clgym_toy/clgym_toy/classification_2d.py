@@ -18,7 +18,7 @@ class Toy2DParams(BenchmarkParams):
     test_cluster_size: int = Field(100, ge=1, description="Test examples per cluster.")
     cluster_std: float = Field(0.2, gt=0, description="Standard deviation of each Gaussian cluster (both axes).")
     class_distance: float = Field(2.0, gt=0, description="Horizontal distance between a task's two cluster centres.")
-    task_gap: float = Field(1.0, gt=0, description="Vertical distance between the cluster rows of consecutive tasks.")
+    task_gap: float = Field(1.5, gt=0, description="Vertical distance between the cluster rows of consecutive tasks.")
 
 
 class Toy2DClassification(Benchmark):
