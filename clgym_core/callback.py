@@ -184,12 +184,13 @@ class ProgressBar(Callback):
         super().__init__(params, **kwargs)
         self._progress: Any = None
         self._bars: dict[str, Any] = {}
+        self.console: Any = None  # a rich Console to draw on; stderr when unset
 
     def setup(self, trainer: ContinualTrainer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        console = Console(file=sys.stderr)
+        console = self.console if self.console is not None else Console(file=sys.stderr)
         self._progress = Progress(
             TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
