@@ -59,8 +59,9 @@ class PAMAP2Params(BenchmarkParams):
     )
     channels: list[str] = Field(
         list(DEFAULT_CHANNELS),
-        description="Channels or groups: heart_rate, IMU_SENSOR[_AXIS] (e.g. ankle_gyro_x, chest_acc16) "
-        "or SENSOR for all IMUs (gyro). Default: ±16 g accelerometer and gyroscope of the 3 IMUs (18).",
+        description="Channels or groups: heart_rate, IMU_SENSOR[_AXIS] (e.g. ankle_gyro_x, chest_acc16), "
+        "SENSOR for all IMUs (gyro) or IMU for all its sensors (ankle). "
+        "Default: ±16 g accelerometer and gyroscope of the 3 IMUs (18).",
     )
     window_length: int = Field(256, ge=2, description="Samples per window (100 Hz: 256 = 2.56 s).")
     window_overlap: float = Field(0.5, ge=0.0, lt=1.0, description="Overlap of consecutive windows (fraction).")
@@ -72,7 +73,8 @@ class PAMAP2Params(BenchmarkParams):
     )
     normalize: Literal["global", "per_task", "none"] = Field(
         "global",
-        description="Per-channel standardisation with training-split statistics of all tasks, of each task, or none.",
+        description="Per-channel standardisation with training-split statistics of all tasks, of each task, "
+        "or none (raw units; a value still missing after filling becomes 0).",
     )
     min_windows: int = Field(1, ge=1, description="Windows a subject needs in each split (new_instances).")
     small_subjects: Literal["error", "skip"] = Field(

@@ -96,8 +96,8 @@ def resolve_channels(names: list[str] | tuple[str, ...]) -> list[str]:
     """Expand channel names and groups into single channels, in the order given.
 
     A name is a single channel (``ankle_gyro_x``, ``heart_rate``), one sensor of
-    one IMU (``ankle_gyro``: its three axes) or one sensor of all IMUs
-    (``gyro``: hand, chest then ankle). Raises ``ValueError`` for unknown names,
+    one IMU (``ankle_gyro``: its three axes), one sensor of all IMUs (``gyro``:
+    hand, chest then ankle) or every valid channel of one IMU (``ankle``: 13). Raises ``ValueError`` for unknown names,
     repeats and the orientation columns, which the readme marks invalid.
     """
     out: list[str] = []
@@ -109,13 +109,16 @@ def resolve_channels(names: list[str] | tuple[str, ...]) -> list[str]:
             expanded = [key]
         elif key in IMU_SENSORS:
             expanded = [c for imu in IMUS for c in resolve_channels([f"{imu}_{key}"])]
+        elif key in IMUS:
+            valid = [s for s in IMU_SENSORS if s not in INVALID_SENSORS]
+            expanded = resolve_channels([f"{key}_{sensor}" for sensor in valid])
         else:
             expanded = [c for c in CHANNEL_COLUMNS if c.startswith(f"{key}_") and key.count("_") == 1]
             if not expanded:
                 raise ValueError(
                     f"unknown channel {name!r}; use heart_rate, IMU_SENSOR[_AXIS] with IMU in "
                     f"{'/'.join(IMUS)} and SENSOR in {'/'.join(s for s in IMU_SENSORS if s not in INVALID_SENSORS)}"
-                    " (e.g. ankle_gyro_x, chest_acc16), or a sensor alone (gyro)"
+                    " (e.g. ankle_gyro_x, chest_acc16), a sensor alone (gyro) or an IMU alone (ankle)"
                 )
         for channel in expanded:
             if channel in out:
@@ -155,7 +158,7 @@ def recording_files(dataset_dir: Path, subject: int, include_optional: bool) -> 
     return files
 
 
-def _line_field_counts(raw: bytes, chunk_bytes: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
+def _line_field_counts(raw: bytes, chunk_bytes: int = 1 << 23) -> tuple[np.ndarray, np.ndarray]:
     """Whitespace-separated fields on every line and the 1-based numbers of the non-blank lines.
 
     Vectorised over bytes, in chunks cut at line ends so memory stays bounded.
@@ -243,7 +246,7 @@ def _check_columns(path: Path, values: np.ndarray, line_numbers: np.ndarray) -> 
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"pamap2: {path}: line {int(line_numbers[row])}: activity id {activity[row]!r} is not a PAMAP2 "
+            f"pamap2: {path}: line {int(line_numbers[row])}: activity id {activity[row]:g} is not a PAMAP2 "
             f"activity (known: 0, {', '.join(str(a) for a in ACTIVITIES)})"
         )
 
@@ -304,18 +307,21 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float) -> None:
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     received = 0
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-        expected = response.headers.get("Content-Length")
-        while True:
-            block = response.read(1 << 20)
-            if not block:
-                break
-            out.write(block)
-            digest.update(block)
-            received += len(block)
-    if expected is not None and int(expected) != received:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            expected = response.headers.get("Content-Length")
+            while True:
+                block = response.read(1 << 20)
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+        if expected is not None and int(expected) != received:
+            raise OSError(f"truncated download: {received} of {expected} bytes")
+    except BaseException:
         partial.unlink(missing_ok=True)
-        raise OSError(f"truncated download: {received} of {expected} bytes")
+        raise
     if sha256 and digest.hexdigest().lower() != sha256.lower():
         partial.unlink(missing_ok=True)
         raise DataError(
