@@ -22,7 +22,7 @@ class Toy2DParams(BenchmarkParams):
 
 
 class Toy2DClassification(Benchmark):
-    """2D Gaussian clusters, 2 or 4 binary tasks whose labels flip from task to task (forgetting in seconds).
+    """Binary 2D Gaussian clusters, 2 or 4 tasks whose labels flip from task to task.
 
     CL-Gym (Mirzadeh & Ghasemzadeh 2021, Sec. 3.1) uses toy 2D classification to
     show catastrophic forgetting at a fraction of MNIST's cost. Its toy places

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -30,15 +32,16 @@ class DecisionBoundaryParams(Params):
 
 
 class DecisionBoundary(Callback):
-    """After each task, save decision_boundary_task{t}.png: decision regions and every task's training points (2D inputs).
+    """Saves a picture of the decision regions and training points after each task (2D inputs).
 
-    The picture shows the model right after task ``t`` over a grid covering the
+    ``decision_boundary_task{t}.png`` shows the model right after task ``t`` over a grid covering the
     training points of all tasks (tasks not trained yet included, drawn faded),
     so forgetting is visible as earlier tasks' points ending up in the wrong
     region. For two classes the background is the predicted probability of
     class 1 with the 0.5 contour; for more, the predicted class. Multi-head
     backbones are drawn with the head of the task just trained. The file goes to
-    ``trainer.run_dir`` when the trainer has one, else to ``directory``.
+    ``trainer.run_dir`` when the trainer has one, else to ``directory``; with
+    neither, nothing is drawn (and a warning says so).
     """
 
     name = "decision_boundary"
@@ -62,9 +65,13 @@ class DecisionBoundary(Callback):
         run_dir = getattr(trainer, "run_dir", None)
         folder = run_dir if run_dir is not None else self.params.directory
         if folder is None:
-            raise SpecError(
-                f"callback {self.name}: no folder for the pictures; set its params.directory or run it with `clgym run`"
+            # Python API without a run directory: draw nothing rather than fail the run.
+            warnings.warn(
+                f"callback {self.name}: no folder for the pictures, none will be saved; set its params.directory",
+                stacklevel=2,
             )
+            self.directory = None
+            return
         self.directory = Path(folder)
         self._points = [self._training_points(trainer, task) for task in range(1, trainer.num_tasks + 1)]
 
@@ -82,7 +89,8 @@ class DecisionBoundary(Callback):
         return x, y
 
     def on_task_end(self, trainer: ContinualTrainer, task: int) -> None:
-        self.paths.append(self.draw(trainer, task))
+        if self.directory is not None:
+            self.paths.append(self.draw(trainer, task))
 
     @torch.inference_mode()
     def _predict(self, trainer: ContinualTrainer, grid: torch.Tensor, task: int) -> torch.Tensor:
@@ -111,7 +119,8 @@ class DecisionBoundary(Callback):
         from matplotlib.figure import Figure
         from matplotlib.lines import Line2D
 
-        assert self.directory is not None, "setup() was not called"
+        if self.directory is None or not self._points:
+            raise RuntimeError("decision_boundary: draw() needs setup() with a folder to write to")
         p = self.params
         every = torch.cat([x for x, _ in self._points])
         low = every.min(dim=0).values - p.margin
@@ -140,9 +149,10 @@ class DecisionBoundary(Callback):
                         cmap=mpl.colors.ListedColormap([cmap(c % cmap.N) for c in range(classes)]), alpha=0.35)
             colour_of = [cmap(c % cmap.N) for c in range(classes)]
 
+        palette = np.asarray(colour_of)
         for index, (x, y) in enumerate(self._points):
             seen = index + 1 <= task
-            colours = [colour_of[int(c) % len(colour_of)] for c in y.tolist()]
+            colours = palette[y.numpy() % len(palette)]
             ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), c=colours, marker=MARKERS[index % len(MARKERS)], s=14,
                        edgecolors="black" if seen else "none", linewidths=0.3, alpha=0.9 if seen else 0.25)
         handles = [
@@ -150,7 +160,8 @@ class DecisionBoundary(Callback):
                    label=f"task {i + 1}" + ("" if i + 1 <= task else " (not trained yet)"))
             for i in range(len(self._points))
         ]
-        ax.legend(handles=handles, fontsize="small", loc="best")
+        # Below the axes, so that it never hides points or the boundary.
+        figure.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=min(len(handles), 4))
         ax.set_xlim(float(low[0]), float(high[0]))
         ax.set_ylim(float(low[1]), float(high[1]))
         ax.set_xlabel("$x_1$")

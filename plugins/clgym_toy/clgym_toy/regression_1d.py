@@ -41,7 +41,7 @@ class Toy1DParams(BenchmarkParams):
 
 
 class Toy1DRegression(Benchmark):
-    """1D regression, 2 to 5 tasks on disjoint input intervals (von Oswald et al. 2020); metrics are MSE losses.
+    """1D regression, 2 to 5 tasks on their own input intervals (von Oswald et al. 2020); MSE losses.
 
     Task ``t`` draws ``x`` uniformly from its interval and ``y = f_t(x) + noise``:
     ``x + 3`` on [-4, -2], ``2x^2 - 1`` on [-1, 1], ``(x - 3)^3`` on [2, 4] (the
