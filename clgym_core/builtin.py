@@ -5,6 +5,7 @@ from __future__ import annotations
 from clgym_core.backbone import MLP
 from clgym_core.callback import ProgressBar
 from clgym_core.hookspecs import hookimpl
+from clgym_core.loggers import LOGGERS
 
 
 @hookimpl
@@ -14,4 +15,4 @@ def clgym_register_backbones() -> list[type]:
 
 @hookimpl
 def clgym_register_callbacks() -> list[type]:
-    return [ProgressBar]
+    return [ProgressBar, *LOGGERS]

@@ -9,6 +9,13 @@ A run directory holds:
 - ``metrics.json``: the matrices, the summary metrics (accuracies in percent, as the
   paper reports them), wall time per task and what ran where.
 - ``accuracy_matrix.png`` and ``task_curves.png`` when matplotlib is installed.
+- ``checkpoint.pt`` (and ``checkpoint.prev.pt``): written after every task, so that
+  ``clgym run --resume RUN_DIR`` continues a run that crashed or was interrupted
+  (see :mod:`clgym_core.checkpoint`).
+- ``events.jsonl`` and ``scalars.csv``: the logs of :mod:`clgym_core.loggers`.
+
+A resumed run continues in the same directory and ends with the same files, and
+the same numbers (timings aside), as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -20,16 +27,14 @@ import math
 import os
 import platform
 import random
-import resource
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+import yaml
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import Backbone
@@ -37,10 +42,11 @@ from clgym_core.benchmark import Benchmark
 from clgym_core.callback import Callback, ProgressBar
 from clgym_core.errors import ClgymError
 from clgym_core.registry import Registry, get_registry
-from clgym_core.spec import RunSpec, dump_spec, resolve_spec
-from clgym_core.trainer import ContinualTrainer
+from clgym_core.spec import RunSpec, dump_spec, load_spec, resolve_spec
+from clgym_core.trainer import ContinualTrainer, check_mixed_precision, peak_host_memory_mb, resolve_device
 
-RUN_MARKERS = ("spec.yaml", "metrics.json")
+RUN_MARKERS = ("spec.yaml", "metrics.json", "checkpoint.pt")
+CHECKPOINT_NAME = "checkpoint.pt"
 ACCURACY_KEYS = ("average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy")
 
 
@@ -62,6 +68,17 @@ class RunResult:
     problem: str
     wall_seconds: float
     trainer: ContinualTrainer
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; finished tasks are in its checkpoint (when checkpointing was on)."""
+
+    def __init__(self, run_dir: Path | None, completed_tasks: int, resumable: bool, checkpointing: bool = True) -> None:
+        super().__init__(f"interrupted after {completed_tasks} finished task(s)")
+        self.run_dir = run_dir
+        self.completed_tasks = completed_tasks
+        self.resumable = resumable
+        self.checkpointing = checkpointing
 
 
 def seed_everything(seed: int) -> None:
@@ -100,7 +117,16 @@ def build_trainer(spec: RunSpec, components: Components, progress: bool | None =
         seed=spec.seed,
         shuffle=t.shuffle,
         stop_on_nonfinite=t.stop_on_nonfinite,
+        checkpoint=t.checkpoint,
+        mixed_precision=t.mixed_precision,
     )
+
+
+def default_loggers(callbacks: list[Callback]) -> list[Callback]:
+    """The CSV and JSON-lines loggers every run directory gets, unless the spec already names them."""
+    from clgym_core.loggers import DEFAULT_LOGGERS
+
+    return [cls() for cls in DEFAULT_LOGGERS if not any(isinstance(c, cls) for c in callbacks)]
 
 
 def default_run_dir(spec: RunSpec) -> Path:
@@ -179,7 +205,8 @@ def metrics_payload(result: RunResult, versions: dict[str, str]) -> dict[str, An
             "train_loss": trainer.metrics.train_loss,
             "task_seconds": {str(k): v for k, v in trainer.metrics.task_seconds.items()},
             "wall_seconds": result.wall_seconds,
-            "peak_memory_mb": peak_memory_mb(),
+            "peak_memory_mb": max(trainer.peak_memory_before_mb, peak_memory_mb()),
+            "peak_gpu_memory_mb": trainer.peak_gpu_memory_mb(),
             "device": str(trainer.device),
             "device_name": device_name(trainer.device),
             "versions": versions,
@@ -192,8 +219,7 @@ def metrics_payload(result: RunResult, versions: dict[str, str]) -> dict[str, An
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    return peak_host_memory_mb()
 
 
 def device_name(device: torch.device) -> str:
@@ -243,25 +269,114 @@ def run_spec(
     resolved = resolve_spec(spec, registry)
     versions = registry.versions()
     resolved = resolved.model_copy(update={"versions": versions})
+    # Fail on a missing device before a run directory exists.
+    check_mixed_precision(resolved.trainer.mixed_precision, resolve_device(resolved.trainer.device))
     run_dir = None
     if write:
         run_dir = prepare_run_dir(Path(out_dir) if out_dir is not None else default_run_dir(resolved))
         write_atomic(run_dir / "spec.yaml", dump_spec(resolved))
-    components = build_components(resolved, registry)
+    try:
+        components = build_components(resolved, registry)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir, 0, False) from None
     trainer = build_trainer(resolved, components, progress)
+    return _execute(trainer, resolved, run_dir, versions)
+
+
+def _execute(trainer: ContinualTrainer, spec: RunSpec, run_dir: Path | None, versions: dict[str, str]) -> RunResult:
+    """Fit (from the start or a restored checkpoint) and write the outputs."""
     trainer.run_dir = run_dir
-    started = time.perf_counter()
-    summary = trainer.fit()
-    result = RunResult(
-        run_dir=run_dir,
-        spec=resolved,
-        summary=summary,
-        accuracy_matrix=trainer.accuracy_matrix,
-        loss_matrix=trainer.loss_matrix,
-        problem=trainer.problem,
-        wall_seconds=time.perf_counter() - started,
-        trainer=trainer,
-    )
-    if write:
-        write_outputs(result, versions)
+    trainer.spec = spec
+    if run_dir is None:
+        trainer.checkpoint = False
+    else:
+        for logger in default_loggers(trainer.callbacks):
+            trainer.add_callback(logger)
+    try:
+        summary = trainer.fit()
+        result = RunResult(
+            run_dir=run_dir,
+            spec=spec,
+            summary=summary,
+            accuracy_matrix=trainer.accuracy_matrix,
+            loss_matrix=trainer.loss_matrix,
+            problem=trainer.problem,
+            wall_seconds=trainer.wall_seconds,
+            trainer=trainer,
+        )
+        if run_dir is not None:
+            write_outputs(result, versions)
+    except KeyboardInterrupt:
+        resumable = run_dir is not None and trainer.checkpoint and (run_dir / CHECKPOINT_NAME).exists()
+        raise RunInterrupted(run_dir, trainer.completed_tasks, resumable, bool(trainer.checkpoint)) from None
     return result
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The dotted path of the first place two plain structures differ (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(dict.fromkeys([*a, *b])):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if a == b else (path or "(top level)")
+
+
+def resume_run(
+    run_dir: str | Path,
+    progress: bool | None = None,
+    registry: Registry | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> RunResult | None:
+    """Continue the run in ``run_dir`` from its last checkpoint; ``None`` when it had already finished.
+
+    The spec comes from ``run_dir/spec.yaml`` (which must still match the one in the
+    checkpoint); components are rebuilt from it, then weights, algorithm and callback
+    states, counters and RNG states are restored, and training goes on with the next task.
+    """
+    from clgym_core.checkpoint import PREVIOUS_NAME, CheckpointError, load_checkpoint
+
+    notify = notify or (lambda message: None)
+    registry = registry or get_registry()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ClgymError(f"--resume {run_dir}: no such run directory")
+    spec_path = run_dir / "spec.yaml"
+    if not spec_path.is_file():
+        raise ClgymError(f"--resume {run_dir}: not a clgym run directory (no spec.yaml)")
+    finished = (run_dir / "metrics.json").is_file()
+    if finished and not (run_dir / CHECKPOINT_NAME).exists():
+        return None  # finished before checkpoints existed, or with checkpointing off
+    spec = load_spec(spec_path)
+    state, path = load_checkpoint(run_dir)
+    if path.name == PREVIOUS_NAME:
+        notify(f"{run_dir / CHECKPOINT_NAME} is damaged; resuming from {path.name} instead")
+    if finished and int(state["completed_tasks"]) >= int(state["num_tasks"]):
+        return None
+    saved = yaml.safe_load(state["spec"]) if isinstance(state.get("spec"), str) else None
+    if saved is not None:
+        current = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+        differs = _first_difference(
+            {k: v for k, v in current.items() if k != "versions"}, {k: v for k, v in saved.items() if k != "versions"}
+        )
+        if differs is not None:
+            raise CheckpointError(
+                f"{spec_path}: {differs} differs from the spec saved in {path.name}; "
+                "restore spec.yaml or start a new run with the edited spec"
+            )
+    resolved = resolve_spec(spec, registry, source=str(spec_path))
+    versions = registry.versions()
+    changed = {d: (v, versions.get(d)) for d, v in (resolved.versions or {}).items() if versions.get(d) != v}
+    if changed:
+        notify("versions changed since the run started: "
+               + ", ".join(f"{d} {old} -> {new or 'missing'}" for d, (old, new) in changed.items()))
+    try:
+        components = build_components(resolved, registry)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_dir, int(state["completed_tasks"]), True) from None
+    trainer = build_trainer(resolved, components, progress)
+    trainer.checkpoint = True
+    trainer.restore(state)
+    # The spec as written, not re-resolved: later checkpoints must keep matching spec.yaml.
+    return _execute(trainer, spec, run_dir, versions)

@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -60,6 +60,18 @@ class TrainerSpec(_Strict):
     shuffle: bool = Field(True, description="Shuffle training data every epoch (seeded).")
     stop_on_nonfinite: bool = Field(True, description="Stop when the training loss becomes NaN or infinite.")
     progress: bool = Field(True, description="Show a live progress display on stderr.")
+    checkpoint: bool = Field(True, description="Write RUN_DIR/checkpoint.pt after every task (clgym run --resume).")
+    mixed_precision: Literal["none", "bf16"] = Field(
+        "none", description="none, or bf16: autocast training steps and evaluation to bfloat16 (CUDA)."
+    )
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _mixed_precision(cls, value: Any) -> Any:
+        # YAML reads `no`/`off` as false.
+        if value is None or value is False:
+            return "none"
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("device")
     @classmethod

@@ -9,10 +9,16 @@ transfer). Callbacks see every step of this timeline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import platform
+import resource
+import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,8 +29,34 @@ from clgym_core.data import DataSource, TaskData, iterate_batches
 from clgym_core.errors import ClgymError
 
 
+MIXED_PRECISION = ("none", "bf16")
+
+
 class NonFiniteLossError(ClgymError):
     """The training loss became NaN or infinite."""
+
+
+def peak_host_memory_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def check_mixed_precision(mode: str, device: torch.device) -> None:
+    """Raise a one-line :class:`ClgymError` unless ``mode`` can run on ``device``."""
+    if mode not in MIXED_PRECISION:
+        raise ClgymError(f"trainer.mixed_precision: {mode!r} is not supported; use one of {', '.join(MIXED_PRECISION)}")
+    if mode == "none":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_bf16_supported():
+            name = torch.cuda.get_device_name(device)
+            raise ClgymError(
+                f"trainer.mixed_precision: bf16 needs a GPU with bfloat16 support ({name} has none); "
+                "use mixed_precision: none"
+            )
+    elif device.type != "cpu" or not torch.amp.is_autocast_available(device.type):
+        raise ClgymError(f"trainer.mixed_precision: bf16 autocast is not available on {device.type}; use none")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -77,6 +109,17 @@ class ContinualTrainer:
     Randomness is seeded per task: model state aside, task ``t`` draws from
     generators seeded by ``(seed, t, epoch)``, so a run resumed at a task
     boundary draws exactly what an uninterrupted one does.
+
+    With ``checkpoint=True`` the trainer writes ``run_dir/checkpoint.pt`` after
+    evaluating the untrained model and after every task (see
+    :mod:`clgym_core.checkpoint`); :meth:`restore` continues from one.
+
+    ``mixed_precision="bf16"`` runs each training step and evaluation under
+    ``torch.autocast`` with bfloat16 (meant for CUDA; CPU autocast works too). bf16
+    keeps float32's exponent range, so no gradient scaler is needed and algorithms
+    that edit gradients (A-GEM, OGD) see unscaled gradients. Weights, optimizer
+    state and anything an algorithm computes outside ``train_step`` (Fisher
+    information, bases) stay float32.
     """
 
     def __init__(
@@ -90,6 +133,8 @@ class ContinualTrainer:
         seed: int = 0,
         shuffle: bool = True,
         stop_on_nonfinite: bool = True,
+        checkpoint: bool = False,
+        mixed_precision: str = "none",
     ) -> None:
         if epochs_per_task < 1:
             raise ValueError(f"epochs_per_task must be >= 1, got {epochs_per_task}")
@@ -105,6 +150,9 @@ class ContinualTrainer:
         self.seed = int(seed)
         self.shuffle = shuffle
         self.stop_on_nonfinite = stop_on_nonfinite
+        self.checkpoint = checkpoint
+        check_mixed_precision(mixed_precision, self.device)
+        self.mixed_precision = mixed_precision
         self.metrics = MetricCollector()
         self.callbacks: list[Callback] = [self.metrics, *(callbacks or [])]
         self.completed_tasks = 0
@@ -113,6 +161,13 @@ class ContinualTrainer:
         self.steps_per_epoch = 0
         self.global_step = 0
         self.run_dir: Any = None  # set by the runner: where callbacks may write files
+        self.spec: Any = None  # the resolved RunSpec, when the runner built this trainer
+        self.resumed_from: int | None = None  # tasks finished before this process took over
+        self.wall_seconds_before = 0.0  # training wall time spent before a resume
+        self.peak_memory_before_mb = 0.0
+        self.peak_gpu_memory_before_mb: float | None = None
+        self._fit_started: float | None = None
+        self._resume_state: dict[str, Any] | None = None
         self._test_data: list[DataSource] = []
         self._step_callbacks: dict[str, list[Callback]] = {}
 
@@ -138,12 +193,18 @@ class ContinualTrainer:
     # ---- the run --------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train on every remaining task; returns the summary metrics."""
+        if self.checkpoint and self.run_dir is None:
+            raise ValueError("checkpoint=True needs trainer.run_dir: the folder to write checkpoint.pt in")
         self._step_callbacks = {h: [c for c in self.callbacks if overrides(c, h)] for h in STEP_HOOKS}
+        self._fit_started = time.perf_counter()
         try:
             self._setup()
-            if self.completed_tasks == 0:
+            fresh = self.completed_tasks == 0 and self.resumed_from is None
+            if fresh:
                 self._evaluate_and_report(0)
             self.call("on_fit_start")
+            if fresh:
+                self._save_checkpoint()  # the untrained model: a kill during task 1 resumes from here
             for task in range(self.completed_tasks + 1, self.num_tasks + 1):
                 self._run_task(task)
             self.call("on_fit_end")
@@ -164,13 +225,16 @@ class ContinualTrainer:
         self.backbone.to(self.device)
         self.algorithm.setup(self)
         self._test_data = [self._on_device(self.benchmark.load_test(t)) for t in range(1, self.num_tasks + 1)]
+        if self._resume_state is not None:
+            self._apply_resume_state(self._resume_state)
+            self._resume_state = None
         self.call("setup")
 
     def _on_device(self, data: DataSource) -> DataSource:
         return data.to(self.device) if isinstance(data, TaskData) else data
 
     def _run_task(self, task: int) -> None:
-        self.current_task = task
+        self.current_task, self.current_epoch = task, 0
         self.algorithm.current_task = task
         torch.manual_seed(derived_seed(self.seed, "task", task))
         self.call("on_task_start", task)
@@ -190,9 +254,12 @@ class ContinualTrainer:
         self._evaluate_and_report(task)
         self.completed_tasks = task
         self.call("on_task_end", task)
+        self._save_checkpoint()
 
     def _run_epoch(self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer) -> None:
         algorithm = self.algorithm
+        # Chosen once per epoch: the default path has no autocast context at all.
+        train_step = algorithm.train_step if self.mixed_precision == "none" else self._autocast_train_step
         start_hooks = self._step_callbacks["on_train_batch_start"]
         end_hooks = self._step_callbacks["on_train_batch_end"]
         # First non-finite step, tracked on the device so that no step waits for the host.
@@ -200,7 +267,7 @@ class ContinualTrainer:
         for step, batch in enumerate(batches):
             for callback in start_hooks:
                 callback.on_train_batch_start(self, batch, step)
-            loss = algorithm.train_step(batch, optimizer)
+            loss = train_step(batch, optimizer)
             algorithm.train_step_end(task, step)
             self.global_step += 1
             for callback in end_hooks:
@@ -212,6 +279,15 @@ class ContinualTrainer:
                     self._raise_if_nonfinite(bad_step, task, epoch)
         if bad_step is not None:
             self._raise_if_nonfinite(bad_step, task, epoch)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.mixed_precision == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _autocast_train_step(self, batch: Any, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        with self._autocast():
+            return self.algorithm.train_step(batch, optimizer)
 
     def _raise_if_nonfinite(self, bad_step: torch.Tensor, task: int, epoch: int) -> None:
         step = int(bad_step)
@@ -231,7 +307,7 @@ class ContinualTrainer:
         self.backbone.eval()
         classification = self.problem == "classification"
         sums = torch.zeros(self.num_tasks, 3, dtype=torch.float64, device=self.device)  # correct, loss, count
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for index, data in enumerate(self._test_data):
                 for batch in iterate_batches(data, self.eval_batch_size, device=self.device):
                     outputs = self.algorithm.forward(batch)
@@ -251,6 +327,109 @@ class ContinualTrainer:
         self.call("on_validation_start", after_task)
         evaluation = self.evaluate()
         self.call("on_validation_end", after_task, evaluation)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    @property
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, including time spent before a resume."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self.wall_seconds_before + running
+
+    def peak_gpu_memory_mb(self) -> float | None:
+        """Peak CUDA memory allocated by tensors in MiB (None off CUDA), including before a resume."""
+        if self.device.type != "cuda":
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return max(peak, self.peak_gpu_memory_before_mb or 0.0)
+
+    def _callback_keys(self) -> list[str]:
+        """A stable key per callback: its registry name, numbered when it appears more than once."""
+        seen: dict[str, int] = {}
+        keys = []
+        for callback in self.callbacks:
+            base = getattr(callback, "name", "") or type(callback).__name__
+            seen[base] = seen.get(base, 0) + 1
+            keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+        return keys
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue after the last finished task (tensors and plain values only)."""
+        from clgym_core.checkpoint import rng_state
+        from clgym_core.spec import dump_spec
+
+        callbacks = {}
+        for key, callback in zip(self._callback_keys(), self.callbacks):
+            state = callback.state_dict()
+            if state:
+                callbacks[key] = state
+        return {
+            "completed_tasks": self.completed_tasks,
+            "num_tasks": self.num_tasks,
+            "seed": self.seed,
+            "backbone": self.backbone.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
+            "callbacks": callbacks,
+            "trainer": {
+                "global_step": self.global_step,
+                "wall_seconds": self.wall_seconds,
+                "peak_memory_mb": max(self.peak_memory_before_mb, peak_host_memory_mb()),
+                "peak_gpu_memory_mb": self.peak_gpu_memory_mb(),
+            },
+            "rng": rng_state(),
+            "spec": dump_spec(self.spec) if self.spec is not None else None,
+            "device": str(self.device),
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+        }
+
+    def _save_checkpoint(self) -> None:
+        if not self.checkpoint:
+            return
+        from clgym_core.checkpoint import check_plain, save_checkpoint
+
+        state = self.checkpoint_state()
+        # Name the component whose state cannot be stored safely, at the first checkpoint.
+        algorithm = self.algorithm.name or type(self.algorithm).__name__
+        check_plain(state["algorithm"], f"algorithm {algorithm}: state_dict()")
+        for key, value in state["callbacks"].items():
+            check_plain(value, f"callback {key}: state_dict()")
+        save_checkpoint(state, Path(self.run_dir))
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint (what :func:`clgym_core.checkpoint.load_checkpoint` returned).
+
+        Counters are set now; weights, algorithm and callback states and RNG states
+        are applied when :meth:`fit` has moved the model to its device.
+        """
+        from clgym_core.checkpoint import CheckpointError
+
+        if int(state["num_tasks"]) != self.num_tasks:
+            raise CheckpointError(
+                f"checkpoint is for {state['num_tasks']} tasks but the benchmark has {self.num_tasks}"
+            )
+        self.completed_tasks = int(state["completed_tasks"])
+        self.resumed_from = self.completed_tasks
+        self.global_step = int(state["trainer"]["global_step"])
+        self.wall_seconds_before = float(state["trainer"]["wall_seconds"])
+        self.peak_memory_before_mb = float(state["trainer"].get("peak_memory_mb", 0.0))
+        self.peak_gpu_memory_before_mb = state["trainer"].get("peak_gpu_memory_mb")
+        self._resume_state = state
+
+    def _apply_resume_state(self, state: dict[str, Any]) -> None:
+        from clgym_core.checkpoint import CheckpointError, set_rng_state, to_device
+
+        try:
+            self.backbone.load_state_dict(state["backbone"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"checkpoint does not fit the backbone ({first})") from None
+        self.algorithm.load_state_dict(to_device(state["algorithm"], self.device))
+        self.algorithm.current_task = self.completed_tasks
+        saved = state["callbacks"]
+        for key, callback in zip(self._callback_keys(), self.callbacks):
+            if key in saved:
+                callback.load_state_dict(saved[key])
+        set_rng_state(state["rng"])
 
     # ---- results --------------------------------------------------------------------------------
     @property

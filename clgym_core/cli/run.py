@@ -12,12 +12,13 @@ from rich.table import Table
 from clgym_core.cli import app
 from clgym_core.cli.common import console, err_console, fmt, matrix_table, user_errors
 from clgym_core.errors import ClgymError
-from clgym_core.runner import RunResult, run_spec
+from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
 from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file, resolve_spec
 
 QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
 
 SET_HELP = "Override a spec field, e.g. --set algorithm.params.lambda=100 (repeatable)."
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
 @app.command("validate")
@@ -46,17 +47,57 @@ def run(
         None, "--out", "-o", help="Run directory (exactly this path; must not already hold a run)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Live progress on stderr."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last finished task."
+    ),
 ) -> None:
     """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
 
     The run directory gets spec.yaml (resolved, with plugin versions), the accuracy
-    matrix as CSV, metrics.json and plots.
+    matrix as CSV, metrics.json, event logs, plots, and a checkpoint after every task:
+    after a crash or Ctrl-C, `clgym run --resume RUN_DIR` continues from the last
+    finished task and ends with the numbers an uninterrupted run gives.
     """
-    if spec_path is None:
-        _quickstart(overrides, out, progress)
+    try:
+        if resume is not None:
+            if spec_path is not None or overrides or out is not None:
+                raise ClgymError("--resume takes no SPEC, --set or --out: the spec comes from RUN_DIR/spec.yaml")
+            _resume(resume, progress)
+            return
+        if spec_path is None:
+            _quickstart(overrides, out, progress)
+            return
+        spec = load_spec(spec_path, overrides)
+        result = run_spec(spec, out_dir=out, progress=progress and spec.trainer.progress)
+        show_result(result)
+    except RunInterrupted as stop:
+        if stop.resumable:
+            err_console.print(f"interrupted; resume with: clgym run --resume {stop.run_dir}", markup=False)
+        elif stop.run_dir is not None and not stop.checkpointing:
+            err_console.print("interrupted; this run kept no checkpoint (trainer.checkpoint: false), so it cannot "
+                              f"be resumed; start again: clgym run {stop.run_dir / 'spec.yaml'}", markup=False)
+        elif stop.run_dir is not None:
+            err_console.print(
+                f"interrupted before anything was checkpointed; start again: clgym run {stop.run_dir / 'spec.yaml'}",
+                markup=False,
+            )
+        else:
+            err_console.print("interrupted", markup=False)
+        raise typer.Exit(INTERRUPTED) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _resume(run_dir: Path, progress: bool) -> None:
+    def notify(message: str) -> None:
+        err_console.print(f"warning: {message}", markup=False)
+
+    result = resume_run(run_dir, progress=None if progress else False, notify=notify)
+    if result is None:
+        console.print(f"{run_dir}: already finished; nothing to resume (results in {run_dir / 'metrics.json'})",
+                      markup=False)
         return
-    spec = load_spec(spec_path, overrides)
-    result = run_spec(spec, out_dir=out, progress=progress and spec.trainer.progress)
     show_result(result)
 
 
