@@ -26,7 +26,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from clgym_core.errors import DataError
 
@@ -204,6 +203,8 @@ def read_recording(path: Path) -> np.ndarray:
         )
     if len(line_numbers) == 0:
         raise DataError(f"pamap2: {path} is empty")
+    import pandas as pd  # only when parsing: keeps `clgym list` fast
+
     try:
         frame = pd.read_csv(
             io.BytesIO(raw), sep=r"\s+", header=None, names=list(range(NUM_COLUMNS)),
@@ -222,6 +223,8 @@ def read_recording(path: Path) -> np.ndarray:
 
 
 def _first_non_numeric(raw: bytes) -> tuple[int, str]:
+    import pandas as pd
+
     text = pd.read_csv(io.BytesIO(raw), sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     first_row, first_value = len(text), ""
     for column in text.columns:
