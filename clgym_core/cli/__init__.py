@@ -15,6 +15,9 @@ app = typer.Typer(
 # Each module adds its commands to ``app``.
 from clgym_core.cli import components as _components  # noqa: E402,F401
 from clgym_core.cli import run as _run  # noqa: E402,F401
+from clgym_core.cli import results as _results  # noqa: E402,F401
+from clgym_core.cli import plot as _plot  # noqa: E402,F401
+from clgym_core.cli import plugin as _plugin  # noqa: E402,F401
 
 
 def main() -> None:

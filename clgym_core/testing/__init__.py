@@ -4,6 +4,9 @@
 - :func:`make_plugin`: an in-process plugin object registering the given classes.
 - :func:`isolated_registry`: a fresh registry (optionally with extra plugins) installed
   as the process-wide one for the duration of a ``with`` block.
+- The conformance kit (needs pytest, imported on first use): :class:`AlgorithmConformance`,
+  :class:`BenchmarkConformance`, :class:`BackboneConformance`, :class:`CallbackConformance`.
+  A plugin's test module subclasses them, naming the class under test and its params.
 """
 
 from __future__ import annotations
@@ -16,7 +19,24 @@ from clgym_core.hookspecs import hookimpl
 from clgym_core.registry import Registry, set_registry
 from clgym_core.testing.synthetic import SyntheticBlobs
 
-__all__ = ["SyntheticBlobs", "isolated_registry", "make_plugin"]
+_CONFORMANCE = (
+    "AlgorithmConformance",
+    "BackboneConformance",
+    "BenchmarkConformance",
+    "CallbackConformance",
+    "ComponentConformance",
+)
+
+__all__ = ["SyntheticBlobs", "isolated_registry", "make_plugin", *_CONFORMANCE]
+
+
+def __getattr__(name: str) -> Any:
+    # The kit imports pytest, which clgym-core does not require: load it only when asked for.
+    if name in _CONFORMANCE:
+        from clgym_core.testing import conformance
+
+        return getattr(conformance, name)
+    raise AttributeError(f"module 'clgym_core.testing' has no attribute {name!r}")
 
 
 def make_plugin(

@@ -1,0 +1,54 @@
+"""``clgym plugin new``: start a plugin package that passes the conformance kit as generated."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from clgym_core.cli import app
+from clgym_core.cli.common import console, user_errors
+
+plugin_app = typer.Typer(
+    name="plugin",
+    help="Write your own components: `clgym plugin new NAME` starts a plugin package.",
+    no_args_is_help=True,
+)
+app.add_typer(plugin_app, name="plugin")
+
+
+class Kind(str, Enum):
+    algorithm = "algorithm"
+    benchmark = "benchmark"
+    backbone = "backbone"
+    callback = "callback"
+
+
+@plugin_app.command("new")
+@user_errors
+def new(
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Registry name of the component, snake_case, e.g. my_method."
+    ),
+    kind: Kind = typer.Option(Kind.algorithm, "--kind", "-k", help="What the plugin provides."),
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Folder to create the package in."),
+) -> None:
+    """Write a ready-to-publish plugin: pyproject with the clgym entry point, component, README, tests.
+
+    The component is a working example of its kind (with a Params model and a
+    docstring) to replace with yours; its test module runs the conformance kit
+    and passes as generated.
+    """
+    from clgym_core.scaffold import new_plugin, plugin_names
+
+    names = plugin_names(name, kind.value)
+    root, files = new_plugin(name, kind.value, directory)
+    console.print(f"created {root}", markup=False)
+    for path in files:
+        console.print(f"  {path.relative_to(root)}", markup=False)
+    console.print("next:", markup=False)
+    console.print(f"  cd {root}", markup=False)
+    console.print('  pip install -e ".[test]"', markup=False)
+    console.print(f"  clgym list {kind.value}s    # lists {names.name} from {names.distribution}", markup=False)
+    console.print("  pytest", markup=False)
