@@ -32,6 +32,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +105,10 @@ class _FileLog(Callback):
         """Open the file; True when it was continued rather than started."""
         folder = self.params.dir or trainer.run_dir
         if folder is None:
-            raise ClgymError(f"callbacks: {self.name} has no folder to write to; set its params.dir")
+            # From the Python API there is no run directory: say so once and log nothing.
+            warnings.warn(f"callback {self.name}: no folder to write to (set params.dir); logging nothing",
+                          stacklevel=2)
+            return False
         self.path = Path(folder) / self.filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         resumed = trainer.resumed_from is not None
@@ -121,7 +125,8 @@ class _FileLog(Callback):
 
     def _write(self, text: str) -> None:
         # Unbuffered: each line reaches the OS at once, so a killed process loses nothing logged.
-        self._handle.write(text.encode("utf-8"))
+        if self._handle is not None:
+            self._handle.write(text.encode("utf-8"))
 
     def state_dict(self) -> dict[str, Any]:
         if self._handle is not None:
@@ -271,7 +276,7 @@ class CSVLogger(_FileLog, ScalarLogger):
 
     def setup(self, trainer: ContinualTrainer) -> None:
         self._open(trainer)
-        if self._handle.tell() == 0:
+        if self._handle is not None and self._handle.tell() == 0:
             self._row(*CSV_COLUMNS)
 
     def log_scalar(self, tag: str, value: float, step: int, task: int | None, epoch: int | None) -> None:
@@ -303,7 +308,10 @@ class TensorBoardLogger(ScalarLogger):
 
         folder = self.params.dir or (Path(trainer.run_dir) / "tensorboard" if trainer.run_dir is not None else None)
         if folder is None:
-            raise ClgymError(f"callbacks: {self.name} has no folder to write to; set its params.dir")
+            # From the Python API there is no run directory: say so once and log nothing.
+            warnings.warn(f"callback {self.name}: no folder to write to (set params.dir); logging nothing",
+                          stacklevel=2)
+            return False
         # On resume, drop the interrupted attempt's steps after the checkpoint (the checkpoint's own step stays).
         purge = trainer.global_step + 1 if trainer.resumed_from is not None else None
         self._writer = SummaryWriter(log_dir=str(folder), purge_step=purge)

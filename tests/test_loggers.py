@@ -110,12 +110,16 @@ def test_named_logger_is_not_added_twice_and_honours_its_params(registry, tmp_pa
     assert sum(isinstance(c, loggers.CSVLogger) for c in result.trainer.callbacks) == 1
 
 
-def test_file_logger_without_a_folder_is_a_clear_error():
+@pytest.mark.parametrize("cls", [loggers.JSONLinesLogger, loggers.CSVLogger])
+def test_file_logger_without_a_folder_warns_and_writes_nothing(cls, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     bench = SyntheticBlobs(num_tasks=1, train_examples=8, test_examples=8)
     trainer = ContinualTrainer(Plain(MLP(input_size=8, hidden_sizes=[4], output_size=2), bench),
-                               callbacks=[loggers.JSONLinesLogger()], device="cpu")
-    with pytest.raises(ClgymError, match="jsonl_logger has no folder to write to; set its params.dir"):
+                               callbacks=[cls()], device="cpu")
+    with pytest.warns(UserWarning, match=f"callback {cls.name}: no folder to write to .set params.dir."):
         trainer.fit()
+    assert len(trainer.accuracy_matrix) == 2
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("cls, module", [(loggers.TensorBoardLogger, "tensorboard"), (loggers.MLflowLogger, "mlflow")])
