@@ -1,0 +1,167 @@
+"""EWC: the penalty and its gradient, the per-example Fisher, one anchor per task, and less forgetting."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clgym_core.callback import Callback
+from clgym_core.errors import SpecError
+from clgym_core.testing import AlgorithmConformance
+
+from clgym_algos.ewc import EWC
+from clgym_algos.flat import FlatParams
+
+
+def _trained_ewc(blobs, backbone_for, **params) -> EWC:
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"lambda": 7.0, "fisher_examples": 64, **params})
+    alg.train_task_end(1)
+    return alg
+
+
+def test_penalty_is_zero_at_the_anchor_and_its_gradient_is_lambda_f_delta(blobs, backbone_for):
+    alg = _trained_ewc(blobs, backbone_for)
+    anchor, fisher = alg.anchors[0], alg.fishers[0]
+    assert fisher.min() >= 0 and fisher.sum() > 0
+    assert alg.penalty(anchor).item() == 0.0
+    assert torch.count_nonzero(alg.penalty_gradient(anchor)) == 0
+
+    theta = (anchor + 0.3 * torch.randn_like(anchor)).requires_grad_(True)
+    value = alg.penalty(theta)
+    (autograd,) = torch.autograd.grad(value, theta)
+    expected = 7.0 * fisher * (theta.detach() - anchor)
+    torch.testing.assert_close(autograd, expected)
+    torch.testing.assert_close(alg.penalty_gradient(theta.detach()), expected)
+    torch.testing.assert_close(value.detach(), 0.5 * 7.0 * (fisher * (theta.detach() - anchor) ** 2).sum())
+
+
+def _manual_fisher(backbone, data, kind: str) -> torch.Tensor:
+    """The diagonal Fisher with a Python loop over examples: the slow reference."""
+    backbone.eval()
+    flat = FlatParams(backbone)
+    total = torch.zeros(flat.numel)
+    for i in range(len(data)):
+        x, y, t = data.inputs[i : i + 1], data.targets[i : i + 1], data.task_ids[i : i + 1]
+        log_probs = F.log_softmax(backbone(x, t), dim=1)[0]
+        classes = range(log_probs.shape[0]) if kind == "exact" else [int(y)]
+        for c in classes:
+            backbone.zero_grad()
+            log_probs[c].backward(retain_graph=True)
+            weight = log_probs[c].exp().item() if kind == "exact" else 1.0
+            total += weight * flat.grads() ** 2
+    return total / len(data)
+
+
+@pytest.mark.parametrize("kind", ["empirical", "exact"])
+@pytest.mark.parametrize("multi_head", [False, True])
+def test_fisher_matches_a_per_example_loop(blobs, backbone_for, kind, multi_head):
+    bench = blobs(seed=1, multi_head=multi_head)
+    backbone = backbone_for(bench, seed=1)
+    alg = EWC(backbone, bench, {"fisher_examples": 24, "fisher": kind})
+    from clgym_algos.memory import draw_train_examples
+
+    data = draw_train_examples(bench, 2, 24, "ewc_fisher")  # the examples compute_fisher draws
+    assert set(data.task_ids.tolist()) == {2}
+    fisher = alg.compute_fisher(2)
+    torch.testing.assert_close(fisher, _manual_fisher(backbone, data, kind), rtol=1e-4, atol=1e-8)
+    if multi_head:
+        # Task 2's examples only reach head 2: the other heads' rows get no Fisher.
+        head = backbone.head.linear.weight.numel()
+        head_fisher = fisher[-(head + 6) : -6].view(6, -1)  # 3 heads x 2 outputs, bias excluded
+        assert head_fisher[2:4].sum() > 0 and head_fisher[[0, 1, 4, 5]].sum() == 0
+
+
+def test_sampled_fisher_uses_model_labels(blobs, backbone_for):
+    torch.manual_seed(0)
+    alg = _trained_ewc(blobs, backbone_for, fisher="sample")
+    assert alg.fishers[0].sum() > 0
+
+
+def test_train_step_adds_the_penalty_gradient(blobs, backbone_for):
+    alg = _trained_ewc(blobs, backbone_for)
+    flat = alg.flat
+    flat.set_values(flat.values() + 0.05 * torch.randn(flat.numel))  # away from the anchor
+    batch = alg.benchmark.load_train(2).batch(slice(0, 20))
+    theta = flat.values()
+    alg.backbone.zero_grad()
+    alg.training_loss(batch).backward()
+    task_grad = flat.grads()
+    optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.5)
+    loss = alg.train_step(batch, optimizer)
+    applied = (theta - flat.values()) / 0.5
+    torch.testing.assert_close(applied, task_grad + 7.0 * alg.fishers[0] * (theta - alg.anchors[0]))
+    assert loss.item() > alg.penalty(theta).item() > 0  # the reported loss includes the penalty
+
+
+class _Weights(Callback):
+    name = "weights"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: dict[int, torch.Tensor] = {}
+
+    def on_task_end(self, trainer, task: int) -> None:
+        self.after[task] = FlatParams(trainer.backbone).values()
+
+
+def test_separate_mode_keeps_every_past_task(run):
+    weights = _Weights()
+    _, alg = run(EWC, {"lambda": 100.0, "fisher_examples": 100}, callbacks=[weights], epochs=2)
+    assert alg.tasks == [1, 2]  # nothing follows task 3, so no anchor for it
+    assert alg.fishers.shape == alg.anchors.shape == (2, alg.flat.numel)
+    torch.testing.assert_close(alg.anchors[0], weights.after[1], rtol=0, atol=0)
+    torch.testing.assert_close(alg.anchors[1], weights.after[2], rtol=0, atol=0)
+
+
+def test_online_mode_decays_one_running_fisher(blobs, backbone_for):
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"fisher_examples": 32, "mode": "online", "gamma": 0.5})
+    first = alg.compute_fisher(1)
+    alg.train_task_end(1)
+    alg.flat.set_values(alg.flat.values() + 0.1 * torch.randn(alg.flat.numel))
+    second = alg.compute_fisher(2)
+    alg.train_task_end(2)
+    assert alg.fishers.shape[0] == 1 and alg.tasks == [2]
+    torch.testing.assert_close(alg.fishers[0], 0.5 * first + second)
+    torch.testing.assert_close(alg.anchors[0], alg.flat.values())
+
+
+def test_forgets_less_than_finetune(check_forgets_less):
+    check_forgets_less(EWC, {"lambda": 5e3, "fisher_examples": 200})
+
+
+def test_online_forgets_less_than_finetune(check_forgets_less):
+    check_forgets_less(EWC, {"lambda": 5e3, "fisher_examples": 200, "mode": "online", "gamma": 0.9})
+
+
+def test_state_dict_round_trips_through_weights_only_load(blobs, backbone_for):
+    alg = _trained_ewc(blobs, backbone_for)
+    alg.train_task_end(2)
+    buffer = io.BytesIO()
+    torch.save(alg.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    bench = blobs(seed=0)
+    fresh = EWC(backbone_for(bench), bench, {"lambda": 7.0})
+    fresh.load_state_dict(state)
+    theta = torch.randn(alg.flat.numel)
+    assert fresh.tasks == [1, 2]
+    torch.testing.assert_close(fresh.penalty(theta), alg.penalty(theta))
+    torch.testing.assert_close(fresh.penalty_gradient(theta), alg.penalty_gradient(theta))
+
+
+def test_lambda_is_spelled_lambda_in_specs(blobs, backbone_for):
+    bench = blobs()
+    assert EWC(backbone_for(bench), bench, {"lambda": 5}).params.lambda_ == 5
+    assert EWC(backbone_for(bench), bench).params.lambda_ == 100.0
+    with pytest.raises(SpecError, match="ewc.params.lamda: unknown parameter"):
+        EWC(backbone_for(bench), bench, {"lamda": 5})
+
+
+class TestEWCConformance(AlgorithmConformance):
+    component = EWC
+    params = {"lambda": 10.0, "fisher_examples": 32}
