@@ -34,10 +34,12 @@ class RotatedMNIST(VisionBenchmark):
     CL-Gym (Mirzadeh & Ghasemzadeh 2021), after Lopez-Paz & Ranzato (GEM, 2017)
     and Mirzadeh et al. (Stable SGD, 2020): a new-instances scenario with one
     10-way head; rotations are counter-clockwise about the image centre, zero fill,
-    bilinear by default like CL-Gym. Where we differ: the rotation is torchvision's
-    tensor rotation applied once per task to the whole dataset, which for bilinear
-    interpolation differs from PIL's (CL-Gym's per-sample path) in some edge pixels
-    by rounding; with ``interpolation: nearest`` the two agree exactly.
+    bilinear by default like CL-Gym, then standardised with MNIST's mean and std.
+    Where we differ: CL-Gym rotated every PIL image on every access; here each
+    task's images are rotated once, as one uint8 tensor, with exactly torchvision's
+    tensor ``rotate`` (bit for bit). With bilinear interpolation that is not PIL's
+    result (PIL samples differently: many edge pixels differ by a few levels,
+    some by more); with ``interpolation: nearest`` the two agree exactly.
     """
 
     name = "rotated_mnist"

@@ -123,7 +123,8 @@ class ImageDataset:
             ) from None
         folder = self.find(target)
         if folder is None:
-            raise DataError(f"{self.name}: download finished but {target / self.folder} lacks {', '.join(self.files())}")
+            missing = ", ".join(self.files())
+            raise DataError(f"{self.name}: download finished but {target / self.folder} lacks some of {missing}")
         return folder
 
 
@@ -137,7 +138,7 @@ def _read_idx_split(dataset: ImageDataset, folder: Path, split: str) -> tuple[to
 def _read_cifar_split(dataset: ImageDataset, folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     names = dataset.train_files if split == "train" else dataset.test_files
     label_key = "labels" if dataset.num_classes == 10 else "fine_labels"
-    parts = [formats.read_cifar_batch(folder / name, label_key, dataset.num_classes) for name in names]
+    parts = [formats.read_cifar_batch(dataset.file(folder, name), label_key, dataset.num_classes) for name in names]
     if len(parts) == 1:
         return parts[0]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
