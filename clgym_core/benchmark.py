@@ -126,6 +126,21 @@ class Benchmark(Component, abc.ABC):
     def _full_train(self, task: int) -> DataSource:
         return self._split(task, "train")
 
+    def release_training_data(self) -> None:
+        """Drop the cached full training splits (and their per_task_examples subsets).
+
+        The trainer calls this after every task: a finished task's training data is
+        rebuilt on demand, identically, if anything asks for it again (joint training,
+        memory drawn later), so a long sequence holds one task's training data at a
+        time instead of all of them. Memories, subsets and test splits stay cached.
+        """
+        for key in [k for k in self._cache if k[0] in ("train", "train_subset")]:
+            del self._cache[key]
+
+    def clear_cache(self) -> None:
+        """Drop everything built so far (test splits and memories too)."""
+        self._cache.clear()
+
     def load_test(self, task: int) -> DataSource:
         """The test split of ``task``."""
         return self._split(task, "test")

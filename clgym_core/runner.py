@@ -305,6 +305,7 @@ def _execute(trainer: ContinualTrainer, spec: RunSpec, run_dir: Path | None, ver
             trainer=trainer,
         )
         if run_dir is not None:
+            trainer.release_data()  # before plotting: the plots' memory must not stack on the data's
             write_outputs(result, versions)
     except KeyboardInterrupt:
         resumable = run_dir is not None and trainer.checkpoint and (run_dir / CHECKPOINT_NAME).exists()

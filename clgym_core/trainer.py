@@ -250,7 +250,10 @@ class ContinualTrainer:
                             optimizer)
             self.algorithm.train_epoch_end(task, epoch)
             self.call("on_train_epoch_end", task, epoch)
+        del data
         self.algorithm.train_task_end(task)
+        # One task's training data resident at a time (20-task Rotated MNIST would hold ~0.9 GB).
+        self.benchmark.release_training_data()
         self._evaluate_and_report(task)
         self.completed_tasks = task
         self.call("on_task_end", task)
@@ -322,6 +325,11 @@ class ContinualTrainer:
         accuracy = [100.0 * c / n if classification else math.nan for c, _, n in rows]
         loss = [s / n for _, s, n in rows]
         return Evaluation(accuracy=accuracy, loss=loss)
+
+    def release_data(self) -> None:
+        """Drop every dataset the run holds (evaluation reloads them if asked again)."""
+        self._test_data = []
+        self.benchmark.clear_cache()
 
     def _evaluate_and_report(self, after_task: int) -> None:
         self.call("on_validation_start", after_task)
