@@ -1,4 +1,4 @@
-"""Test-wide settings: plain output from Typer/rich, a per-test cache dir, real data found through CLGYM_DATA."""
+"""Test-wide settings: plain output from Typer/rich, one torch thread; real data comes through CLGYM_DATA."""
 
 from __future__ import annotations
 
@@ -7,3 +7,11 @@ import os
 os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
 os.environ.setdefault("NO_COLOR", "1")
 os.environ.setdefault("COLUMNS", "200")
+# Tests train tiny models: one thread is fastest and steadiest (also for the subprocesses they start).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

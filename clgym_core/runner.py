@@ -91,6 +91,8 @@ def seed_everything(seed: int) -> None:
 def build_components(spec: RunSpec, registry: Registry | None = None) -> Components:
     """Instantiate the resolved spec's components (seeded, so initial weights are reproducible)."""
     registry = registry or get_registry()
+    if spec.trainer.num_threads is not None:
+        torch.set_num_threads(spec.trainer.num_threads)
     seed_everything(spec.seed)
     benchmark = registry.get("benchmark", spec.benchmark.name)(spec.benchmark.params)
     backbone = registry.get("backbone", spec.backbone.name)(spec.backbone.params)

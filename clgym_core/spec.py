@@ -60,6 +60,9 @@ class TrainerSpec(_Strict):
     shuffle: bool = Field(True, description="Shuffle training data every epoch (seeded).")
     stop_on_nonfinite: bool = Field(True, description="Stop when the training loss becomes NaN or infinite.")
     progress: bool = Field(True, description="Show a live progress display on stderr.")
+    num_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (torch.set_num_threads); torch's default when unset."
+    )
     checkpoint: bool = Field(True, description="Write RUN_DIR/checkpoint.pt after every task (clgym run --resume).")
     mixed_precision: Literal["none", "bf16"] = Field(
         "none", description="none, or bf16: autocast training steps and evaluation to bfloat16 (CUDA)."

@@ -126,3 +126,17 @@ def test_generation_is_seeded() -> None:
     b = SyntheticBlobs(seed=1).load_test(1)
     c = SyntheticBlobs(seed=2).load_test(1)
     assert torch.equal(a.inputs, b.inputs) and not torch.equal(a.inputs, c.inputs)
+
+
+def test_training_data_is_released_after_each_task_and_rebuilt_identically() -> None:
+    from clgym_core.algorithm import Algorithm
+    from clgym_core.backbone import MLP
+    from clgym_core.trainer import ContinualTrainer
+
+    bench = SyntheticBlobs(num_tasks=3, per_task_memory_examples=4, per_task_examples=40)
+    before = bench.load_train(2).inputs.clone()
+    memory = bench.load_memory(1)
+    ContinualTrainer(Algorithm(MLP(input_size=8, output_size=2), bench), device="cpu").fit()
+    assert not [key for key in bench._cache if key[0] in ("train", "train_subset")]
+    assert bench.load_memory(1) is memory  # memories and test splits stay cached
+    assert torch.equal(bench.load_train(2).inputs, before)  # rebuilt on demand, identically
