@@ -12,7 +12,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch, TaskData
 from clgym_core.errors import SpecError
 
-from clgym_algos.flat import FlatParams
+from clgym_algos.flat import UsesFlatParams
 from clgym_algos.memory import as_task_data, random_rows
 
 
@@ -33,7 +33,7 @@ def agem_project(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
     return g - coefficient * g_ref
 
 
-class AGEM(Algorithm):
+class AGEM(UsesFlatParams, Algorithm):
     """A-GEM: project the gradient so the average loss on episodic memory does not increase.
 
     Chaudhry et al. 2019a, "Efficient Lifelong Learning with A-GEM" (ICLR),
@@ -61,14 +61,7 @@ class AGEM(Algorithm):
             raise SpecError(
                 "agem needs episodic memory: set benchmark.params.per_task_memory_examples (e.g. 250)"
             )
-        self._flat: FlatParams | None = None
         self.memory: TaskData | None = None
-
-    @property
-    def flat(self) -> FlatParams:
-        if self._flat is None:
-            self._flat = FlatParams(self.backbone)
-        return self._flat
 
     def prepare_optimizer(self, task: int) -> torch.optim.Optimizer:
         # Memories of tasks before this one only, moved to the device once per task.

@@ -13,7 +13,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch
 from clgym_core.errors import SpecError
 
-from clgym_algos.flat import FlatParams, jacobian_chunk, per_example_jacobians
+from clgym_algos.flat import UsesFlatParams, jacobian_chunk, per_example_jacobians
 from clgym_algos.memory import draw_train_examples
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class EWCParams(Params):
     gamma: float = Field(1.0, ge=0, le=1, description="Decay of the running Fisher in online mode.")
 
 
-class EWC(Algorithm):
+class EWC(UsesFlatParams, Algorithm):
     """Elastic Weight Consolidation: a diagonal-Fisher quadratic penalty around each past task's solution.
 
     Kirkpatrick et al. 2017, "Overcoming catastrophic forgetting in neural
@@ -69,18 +69,11 @@ class EWC(Algorithm):
         super().__init__(*args, **kwargs)
         if self.benchmark.problem == "regression" and self.params.fisher != "empirical":
             raise SpecError(f"ewc.params.fisher: {self.params.fisher!r} needs a classification benchmark; use empirical")
-        self._flat: FlatParams | None = None
         self.fishers: torch.Tensor | None = None  # (K, P): one row per anchor
         self.anchors: torch.Tensor | None = None  # (K, P)
         self.tasks: list[int] = []
         self._fisher_sum: torch.Tensor | None = None  # sum_k F_k
         self._fisher_anchor_sum: torch.Tensor | None = None  # sum_k F_k * theta*_k
-
-    @property
-    def flat(self) -> FlatParams:
-        if self._flat is None:
-            self._flat = FlatParams(self.backbone)
-        return self._flat
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)

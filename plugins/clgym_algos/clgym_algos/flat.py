@@ -8,6 +8,8 @@ few vector operations, one copy back per parameter tensor. Nothing goes through
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 
 import torch
@@ -118,3 +120,13 @@ def orthonormal_extend(
         new = torch.nn.functional.normalize(new, dim=1)
         return torch.cat([basis, new])
     return new
+
+
+class UsesFlatParams:
+    """Mixin for algorithms: ``self.flat``, a :class:`FlatParams` view of ``self.backbone``, built on first use."""
+
+    backbone: torch.nn.Module
+
+    @functools.cached_property
+    def flat(self) -> FlatParams:
+        return FlatParams(self.backbone)

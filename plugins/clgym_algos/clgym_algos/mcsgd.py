@@ -14,7 +14,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch, TaskData
 from clgym_core.errors import SpecError
 
-from clgym_algos.flat import FlatParams
+from clgym_algos.flat import UsesFlatParams
 from clgym_algos.memory import as_task_data
 from clgym_algos.stable_sgd import decayed_lr
 
@@ -36,7 +36,7 @@ class MCSGDParams(Params):
     min_lr: float = Field(5e-4, ge=0, description="Lower bound of the decayed continual learning rate.")
 
 
-class MCSGD(Algorithm):
+class MCSGD(UsesFlatParams, Algorithm):
     """MC-SGD: after each task, find weights on low-loss lines to the previous and the new solution.
 
     Mirzadeh et al. 2021, "Linear Mode Connectivity in Multitask and
@@ -75,16 +75,9 @@ class MCSGD(Algorithm):
         super().__init__(*args, **kwargs)
         if not getattr(self.benchmark.params, "per_task_memory_examples", None):
             raise SpecError("mcsgd needs episodic memory: set benchmark.params.per_task_memory_examples (e.g. 200)")
-        self._flat: FlatParams | None = None
         self.w_prev: torch.Tensor | None = None  # w_bar of the last completed task
         self.w_hat: torch.Tensor | None = None  # continual solution of the last task
         self.line_steps: dict[int, int] = {}
-
-    @property
-    def flat(self) -> FlatParams:
-        if self._flat is None:
-            self._flat = FlatParams(self.backbone)
-        return self._flat
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)

@@ -12,7 +12,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch, TaskData
 from clgym_core.errors import SpecError
 
-from clgym_algos.flat import FlatParams, jacobian_chunk, orthonormal_extend, per_example_jacobians
+from clgym_algos.flat import UsesFlatParams, jacobian_chunk, orthonormal_extend, per_example_jacobians
 from clgym_algos.memory import as_task_data, draw_train_examples
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class OGDParams(Params):
     )
 
 
-class OGD(Algorithm):
+class OGD(UsesFlatParams, Algorithm):
     """Orthogonal Gradient Descent: step only orthogonally to past tasks' output gradients.
 
     Farajtabar et al. 2020, "Orthogonal Gradient Descent for Continual
@@ -63,15 +63,8 @@ class OGD(Algorithm):
         super().__init__(*args, **kwargs)
         if self.benchmark.problem != "classification" and self.params.variant == "GTL":
             raise SpecError("ogd.params.variant: GTL needs class labels; use ALL or AVE for regression")
-        self._flat: FlatParams | None = None
         self.basis: torch.Tensor | None = None  # (K, P), orthonormal rows
         self.tasks_stored: list[int] = []
-
-    @property
-    def flat(self) -> FlatParams:
-        if self._flat is None:
-            self._flat = FlatParams(self.backbone)
-        return self._flat
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
