@@ -132,7 +132,7 @@ def show_result(result: RunResult) -> None:
             f"{result.spec.benchmark.name}"
     console.print(matrix_table(matrix, title, digits=2 if kind == "accuracy" else 4))
     table = Table(title="summary", title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right")
     for key, value in result.summary.items():
         table.add_row(key, fmt(value, 2 if kind == "accuracy" else 4))
@@ -151,7 +151,7 @@ def show_comparison(results: list[tuple[str, RunResult]]) -> None:
         tables.append(matrix_table(matrix, f"{label} ({kind})"))
     console.print(Columns(tables, padding=(0, 4)))
     summary = Table(title="summary", title_justify="left")
-    summary.add_column("metric")
+    summary.add_column("metric", no_wrap=True)
     for label, _ in results:
         summary.add_column(label, justify="right")
     keys = list(dict.fromkeys(k for _, r in results for k in r.summary))
