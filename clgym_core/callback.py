@@ -197,7 +197,9 @@ class ProgressBar(Callback):
             console=console, refresh_per_second=self.params.refresh_per_second, transient=False,
         )
         self._progress.start()
-        self._bars["task"] = self._progress.add_task("task", total=trainer.num_tasks, info="")
+        self._bars["task"] = self._progress.add_task(
+            "task", total=trainer.num_tasks, completed=trainer.completed_tasks, info=""
+        )
         self._bars["epoch"] = self._progress.add_task("epoch", total=trainer.epochs_per_task, info="")
         self._bars["step"] = self._progress.add_task("step", total=None, info="")
 
