@@ -74,6 +74,7 @@ class EWC(UsesFlatParams, Algorithm):
         self.tasks: list[int] = []
         self._fisher_sum: torch.Tensor | None = None  # sum_k F_k
         self._fisher_anchor_sum: torch.Tensor | None = None  # sum_k F_k * theta*_k
+        self._penalty_constant: torch.Tensor | None = None  # sum_k sum_i F_{k,i} theta*_{k,i}^2
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
@@ -95,6 +96,17 @@ class EWC(UsesFlatParams, Algorithm):
             return torch.zeros_like(theta)
         return self.params.lambda_ * (self._fisher_sum * theta - self._fisher_anchor_sum)
 
+    @torch.no_grad()
+    def _reported_penalty(self, theta: torch.Tensor) -> torch.Tensor:
+        """:meth:`penalty` expanded over the running sums, in O(P) per step whatever the number of tasks.
+
+        ``sum_k F_k (theta - theta*_k)^2 = theta^2 . sum_k F_k - 2 theta . sum_k F_k theta*_k + const``;
+        only reported with the loss (the step uses :meth:`penalty_gradient`), so float rounding
+        near zero is clamped away.
+        """
+        quadratic = torch.dot(self._fisher_sum, theta * theta) - 2 * torch.dot(self._fisher_anchor_sum, theta)
+        return 0.5 * self.params.lambda_ * (quadratic + self._penalty_constant).clamp_min(0)
+
     def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = self.training_loss(batch)
@@ -102,7 +114,7 @@ class EWC(UsesFlatParams, Algorithm):
         if self.fishers is not None:
             theta = self.flat.values()
             self.flat.set_grads(self.flat.grads() + self.penalty_gradient(theta))
-            loss = loss.detach() + self.penalty(theta)
+            loss = loss.detach() + self._reported_penalty(theta)
         optimizer.step()
         return loss.detach()
 
@@ -165,6 +177,7 @@ class EWC(UsesFlatParams, Algorithm):
     def _refresh_sums(self) -> None:
         self._fisher_sum = self.fishers.sum(0)
         self._fisher_anchor_sum = (self.fishers * self.anchors).sum(0)
+        self._penalty_constant = (self.fishers * self.anchors * self.anchors).sum()
 
     # ---- persistence -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -175,6 +188,7 @@ class EWC(UsesFlatParams, Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             self.fishers = self.anchors = self._fisher_sum = self._fisher_anchor_sum = None
+            self._penalty_constant = None
             self.tasks = []
             return
         self.fishers = state["fishers"].to(self.device)

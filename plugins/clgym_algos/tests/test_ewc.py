@@ -97,6 +97,14 @@ def test_train_step_adds_the_penalty_gradient(blobs, backbone_for):
     assert loss.item() > alg.penalty(theta).item() > 0  # the reported loss includes the penalty
 
 
+def test_reported_penalty_from_running_sums_equals_the_exact_penalty(run):
+    _, alg = run(EWC, {"lambda": 100.0, "fisher_examples": 100}, epochs=1)
+    assert len(alg.tasks) == 2  # two anchors, so the expansion over tasks is exercised
+    theta = alg.flat.values() + 0.05 * torch.randn(alg.flat.numel)
+    torch.testing.assert_close(alg._reported_penalty(theta), alg.penalty(theta), rtol=1e-4, atol=1e-6)
+    assert alg._reported_penalty(alg.anchors[0]) >= 0
+
+
 class _Weights(Callback):
     name = "weights"
 
