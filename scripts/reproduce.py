@@ -1,0 +1,193 @@
+"""Reproduce the comparison tables of the Stable SGD and A-GEM papers with the specs in examples/reproduce/.
+
+Tables (one spec per algorithm per benchmark, published hyperparameters in each spec's comments):
+
+* ``stable_sgd``: Mirzadeh et al. 2020, "Understanding the Role of Training Regimes in
+  Continual Learning", Table 2: Permuted and Rotated MNIST, 20 tasks, 1 epoch, MLP 256-256;
+  naive SGD, EWC, A-GEM, ER-Reservoir, Stable SGD, multitask.
+* ``agem``: Chaudhry et al. 2019, "Efficient Lifelong Learning with A-GEM", Table 1:
+  Permuted MNIST, the 17 tasks after the 3 cross-validation tasks, batch 10, 250 memory
+  examples per task; VAN, EWC, A-GEM, MULTI-TASK.
+
+Every (spec, seed) runs as its own ``clgym run SPEC --out DIR --no-progress --set seed=N``
+subprocess with one thread (OMP_NUM_THREADS=1), at most ``--jobs`` at a time; a run whose
+folder already holds metrics.json is skipped, so an interrupted grid picks up where it
+stopped. Then ``clgym results DIR --format markdown`` gives the leaderboard, and a second
+table puts our A_T and F_T (forgetting as Chaudhry et al. 2018 define it, the papers'
+metric, in [0, 1]) next to the published numbers.
+
+    python scripts/reproduce.py --table all --seeds 0 1 2 --out runs/reproduce
+    python scripts/reproduce.py --quick --out /tmp/repro_quick     # 3 tasks x 500 images: a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "examples" / "reproduce"
+TABLES = {"stable_sgd": "stable_sgd_table2", "agem": "agem_table1"}
+
+# Published (accuracy %, std, forgetting in [0, 1], std); None where the paper prints none.
+# Stable SGD paper, Table 2 (mean and std over 5 runs).
+PUBLISHED = {
+    ("stable_sgd_table2", "permuted_mnist"): {
+        "finetune": (44.4, 2.46, 0.53, 0.03),
+        "ewc": (70.7, 1.74, 0.23, 0.01),
+        "agem": (65.7, 0.51, 0.29, 0.01),
+        "er_reservoir": (72.4, 0.42, 0.16, 0.01),
+        "stable_sgd": (80.1, 0.51, 0.09, 0.01),
+        "joint": (86.5, 0.21, 0.0, None),
+    },
+    ("stable_sgd_table2", "rotated_mnist"): {
+        "finetune": (46.3, 1.37, 0.52, 0.01),
+        "ewc": (48.5, 1.24, 0.48, 0.01),
+        "agem": (55.3, 1.47, 0.42, 0.01),
+        "er_reservoir": (69.2, 1.10, 0.21, 0.01),
+        "stable_sgd": (70.8, 0.78, 0.10, 0.02),
+        "joint": (89.8, 0.37, 0.0, None),
+    },
+    # A-GEM paper, Table 1 (Permuted MNIST, 5 runs).
+    ("agem_table1", "permuted_mnist"): {
+        "finetune": (47.9, 1.32, 0.52, 0.01),
+        "ewc": (68.3, 0.69, 0.29, 0.01),
+        "agem": (89.1, 0.14, 0.06, 0.00),
+        "joint": (91.3, None, None, None),
+    },
+}
+LABELS = {"finetune": "naive SGD / VAN (finetune)", "ewc": "EWC", "agem": "A-GEM", "er_reservoir": "ER-Reservoir",
+          "stable_sgd": "Stable SGD", "joint": "multitask (joint)"}
+QUICK = ["benchmark.params.num_tasks=3", "benchmark.params.per_task_examples=500",
+         "benchmark.params.per_task_joint_examples=200"]
+
+
+def clgym() -> list[str]:
+    exe = Path(sys.executable).with_name("clgym")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "clgym_core"]
+
+
+def grid(tables: list[str], only: list[str] | None) -> list[Path]:
+    specs = []
+    for table in tables:
+        for spec in sorted((SPECS / TABLES[table]).glob("*/*.yaml")):
+            if not only or spec.stem in only:
+                specs.append(spec)
+    return specs
+
+
+def run_one(spec: Path, seed: int, out: Path, overrides: list[str], log: Path) -> tuple[str, float, int]:
+    run_dir = out / spec.parent.parent.name / spec.parent.name / spec.stem / f"seed{seed}"
+    if (run_dir / "metrics.json").is_file():
+        return str(run_dir), 0.0, 0
+    if run_dir.exists():  # an unfinished run: start it again
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [*clgym(), "run", str(spec), "--out", str(run_dir), "--no-progress", "--set", f"seed={seed}"]
+    for item in overrides:
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
+    return str(run_dir), time.perf_counter() - start, rc
+
+
+def chaudhry_forgetting(matrix: list[list[float]]) -> float:
+    """Chaudhry et al. 2018 forgetting, in [0, 1] like the papers: mean over tasks j < T of max_{l in j..T-1} a_{l,j} - a_{T,j}."""
+    from clgym_core.metrics import chaudhry_forgetting as f
+
+    return f(matrix) / 100.0
+
+
+def summary(out: Path, tables: list[str]) -> str:
+    lines = []
+    for table in tables:
+        folder = out / TABLES[table]
+        if not folder.is_dir():
+            continue
+        for bench_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            published = PUBLISHED.get((TABLES[table], bench_dir.name), {})
+            lines += [f"\n### {TABLES[table]} / {bench_dir.name}\n",
+                      "| method | published A_T (%) | ours A_T (%) | published F_T | ours F_T | seeds |",
+                      "|---|---|---|---|---|---|"]
+            for algo in published or sorted(p.name for p in bench_dir.iterdir()):
+                runs = sorted((bench_dir / algo).glob("seed*/metrics.json"))
+                accs, fgts = [], []
+                for path in runs:
+                    m = json.loads(path.read_text())
+                    accs.append(m["average_accuracy"])
+                    fgts.append(chaudhry_forgetting(m["accuracy_matrix"]))
+                pa, pas, pf, pfs = published.get(algo, (None, None, None, None))
+                lines.append(f"| {LABELS.get(algo, algo)} | {_pm(pa, pas, 1)} | {_mean_std(accs, 1)} | "
+                             f"{_pm(pf, pfs, 2)} | {_mean_std(fgts, 2)} | {len(runs)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pm(mean: float | None, std: float | None, digits: int) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    if not values:
+        return "not run"
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return _pm(statistics.mean(values), std, digits)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", choices=["stable_sgd", "agem", "all"], default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--algorithms", nargs="+", help="Only these specs (file stems, e.g. finetune agem).")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    parser.add_argument("--jobs", type=int, default=2, help="Runs at a time (one thread each).")
+    parser.add_argument("--quick", action="store_true", help="3 tasks x 500 images per task: checks the pipeline, not the numbers.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="Extra override for every run.")
+    parser.add_argument("--summary-only", action="store_true", help="Aggregate what is in --out; run nothing.")
+    args = parser.parse_args()
+
+    tables = ["stable_sgd", "agem"] if args.table == "all" else [args.table]
+    overrides = (QUICK if args.quick else []) + args.overrides
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "reproduce.log"
+    if not args.summary_only:
+        # Seed-major order: every spec gets its first seed before any gets a second.
+        jobs = [(spec, seed) for seed in args.seeds for spec in grid(tables, args.algorithms)]
+        print(f"{len(jobs)} runs, {args.jobs} at a time; log: {log}", flush=True)
+        failed = 0
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_one, spec, seed, args.out, overrides, log) for spec, seed in jobs]
+            for fut in futures:
+                run_dir, seconds, rc = fut.result()
+                failed += rc != 0
+                status = "skipped (done)" if seconds == 0 and rc == 0 else f"rc={rc} {seconds:.0f}s"
+                print(f"{run_dir}: {status}", flush=True)
+        if failed:
+            print(f"{failed} run(s) failed; see {log}", file=sys.stderr)
+
+    for table in tables:
+        folder = args.out / TABLES[table]
+        if folder.is_dir():
+            print(f"\n## clgym results {folder}\n", flush=True)
+            subprocess.run([*clgym(), "results", str(folder), "--format", "markdown", "--group-by",
+                            "benchmark,algorithm", "--metrics", "average_accuracy,average_forgetting,wall_seconds"],
+                           cwd=ROOT, check=False)
+    print(summary(args.out, tables))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
