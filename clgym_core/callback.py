@@ -8,6 +8,7 @@ trainer only calls per-step hooks of callbacks that override them.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -144,10 +145,17 @@ class MetricCollector(Callback):
             self.task_seconds[after_task] = time.perf_counter() - self._task_started
 
     def summary(self) -> dict[str, float]:
-        """Summary metrics over the rows collected so far (tasks not yet trained are left out)."""
-        if self.problem == "classification":
-            return metric_fns.summarize(_square(self.accuracy), kind="accuracy")
-        return metric_fns.summarize(_square(self.loss), kind="loss")
+        """Summary metrics over the rows collected so far (tasks not yet trained are left out).
+
+        A matrix with a NaN or infinite entry (a run that diverged with
+        ``stop_on_nonfinite: false``) gives NaN for every metric instead of failing.
+        """
+        kind = "accuracy" if self.problem == "classification" else "loss"
+        matrix = _square(self.accuracy if kind == "accuracy" else self.loss)
+        if not all(math.isfinite(v) for row in matrix for v in row):
+            keys = metric_fns.summarize([[0.0] * len(matrix[0])] * len(matrix), kind=kind)
+            return {key: math.nan for key in keys}
+        return metric_fns.summarize(matrix, kind=kind)
 
     def state_dict(self) -> dict[str, Any]:
         return {

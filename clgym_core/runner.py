@@ -178,8 +178,10 @@ def matrix_csv(matrix: list[list[float]]) -> str:
 def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
     return value
 
 
@@ -237,7 +239,7 @@ def write_outputs(result: RunResult, versions: dict[str, str]) -> None:
     if result.problem == "classification":
         write_atomic(run_dir / "accuracy_matrix.csv", matrix_csv(result.accuracy_matrix))
     write_atomic(run_dir / "loss_matrix.csv", matrix_csv(result.loss_matrix))
-    write_atomic(run_dir / "metrics.json", json.dumps(metrics_payload(result, versions), indent=2) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(metrics_payload(result, versions), indent=2, allow_nan=False) + "\n")
     write_plots(result)
 
 

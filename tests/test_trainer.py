@@ -10,7 +10,7 @@ import torch
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
-from clgym_core.callback import HOOKS, Callback
+from clgym_core.callback import HOOKS, Callback, MetricCollector
 from clgym_core.errors import ClgymError
 from clgym_core.runner import run_spec
 from clgym_core.spec import parse_spec
@@ -203,3 +203,29 @@ def test_end_to_end_run_writes_the_run_directory(tmp_path: Path) -> None:
     assert "input_size: 8" in spec_text and "clgym-core" in spec_text
     # Same spec and seed, same metrics (CPU).
     assert second.accuracy_matrix == first.accuracy_matrix
+
+
+def test_a_diverged_run_that_goes_on_reports_nan_metrics(tmp_path: Path) -> None:
+    class Diverging(Algorithm):
+        name = "diverging"
+
+        def train_task_end(self, task):
+            if task == 2:
+                with torch.no_grad():
+                    for p in self.backbone.parameters():
+                        p.fill_(float("nan"))
+
+    plugin = make_plugin(benchmarks=[SyntheticBlobs], algorithms=[Diverging])
+    spec = parse_spec({"benchmark": {"name": "synthetic_blobs", "params": {"num_tasks": 2}},
+                       "algorithm": "diverging", "trainer": {"device": "cpu", "progress": False}})
+    with isolated_registry({"t": plugin}):
+        run_spec(spec, out_dir=tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # written, NaN as null
+    assert metrics["loss_matrix"][2] == [None, None]
+    # A regression run summarises its loss matrix: a NaN there gives NaN metrics, not a crash.
+    collector = MetricCollector()
+    collector.problem = "regression"
+    collector.loss = [[1.0, 1.0], [0.1, 2.0], [float("nan"), float("nan")]]
+    summary = collector.summary()
+    assert set(summary) >= {"average_loss", "average_forgetting"}
+    assert all(v != v for v in summary.values())

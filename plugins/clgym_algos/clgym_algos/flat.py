@@ -103,20 +103,23 @@ def orthonormal_extend(
     """Rows of ``basis`` (orthonormal) plus an orthonormal basis of what ``vectors`` add to their span.
 
     Gram-Schmidt against the existing rows, done twice ("twice is enough",
-    Giraud et al. 2005) for float32 stability, then a QR of the remainder.
-    Directions whose remainder is below ``rel_tol`` of their original norm
-    (already in the span, or linearly dependent) are dropped.
+    Giraud et al. 2005) for float32 stability, then an SVD of the remainder:
+    its right singular vectors with singular value above ``rel_tol`` times the
+    largest input norm span exactly what the vectors add, so every input ends
+    up inside the span of the result (a QR without pivoting cannot promise that
+    once it drops a dependent column), also when there are more vectors than
+    parameters.
     """
     v = vectors.reshape(vectors.shape[0], -1).clone()
     norms = v.norm(dim=1)
     if basis is not None and basis.shape[0] > 0:
         for _ in range(2):
             v -= (v @ basis.T) @ basis
-    q, r = torch.linalg.qr(v.T)  # q: (P, k), columns orthonormal
-    keep = r.diagonal().abs() > rel_tol * norms.clamp_min(torch.finfo(v.dtype).tiny)
-    new = q.T[keep]
+    # Once per task: float64 keeps the rows orthonormal to float32 precision even for small singular values.
+    _, singular, vh = torch.linalg.svd(v.double(), full_matrices=False)  # vh: (min(k, P), P), orthonormal rows
+    new = vh[singular > rel_tol * float(norms.max())].to(v.dtype)
     if basis is not None and basis.shape[0] > 0:
-        new -= (new @ basis.T) @ basis  # QR round-off can leave a tiny component along the old rows
+        new -= (new @ basis.T) @ basis  # round-off can leave a tiny component along the old rows
         new = torch.nn.functional.normalize(new, dim=1)
         return torch.cat([basis, new])
     return new

@@ -133,6 +133,26 @@ def test_orthonormal_extend_drops_dependent_directions():
     grown = orthonormal_extend(basis, mixed)
     assert grown.shape[0] == 6
     _assert_orthonormal(grown)
+    # Every input, dependent or new, lies inside the span of the result.
+    assert _residual(torch.cat([a, mixed]), grown).max() < 1e-4
+
+
+def test_orthonormal_extend_keeps_later_directions_after_a_dependent_one():
+    gen = torch.Generator().manual_seed(1)
+    a, b, c = torch.randn(3, 8, generator=gen)
+    vectors = torch.stack([a, 2 * a, b, a + b, c])  # a dependent column before independent ones
+    basis = orthonormal_extend(None, vectors)
+    assert basis.shape[0] == 3
+    _assert_orthonormal(basis)
+    assert _residual(vectors, basis).max() < 1e-4
+
+
+def test_orthonormal_extend_with_more_directions_than_parameters():
+    vectors = torch.randn(12, 5, generator=torch.Generator().manual_seed(2))
+    basis = orthonormal_extend(None, vectors)
+    assert basis.shape == (5, 5)
+    _assert_orthonormal(basis)
+    assert orthonormal_extend(basis, torch.randn(3, 5)).shape == (5, 5)  # nothing left to add
 
 
 def test_forgets_less_than_finetune(check_forgets_less):
