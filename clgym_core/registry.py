@@ -67,8 +67,13 @@ class PluginInfo:
     distribution: str
     version: str
     hooks: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    load_problems: list[str] = field(default_factory=list)
+    collect_problems: list[str] = field(default_factory=list)  # found again on every collect
     blocked: bool = False
+
+    @property
+    def problems(self) -> list[str]:
+        return self.load_problems + self.collect_problems
 
     @property
     def ok(self) -> bool:
@@ -124,7 +129,7 @@ class Registry:
                 module = ep.load()
             except Exception as exc:  # any import failure of a plugin must not break the rest
                 self.plugins[ep.name] = PluginInfo(
-                    ep.name, dist_name, version, problems=[f"failed to import {ep.value}: {_one_line(exc)}"]
+                    ep.name, dist_name, version, load_problems=[f"failed to import {ep.value}: {_one_line(exc)}"]
                 )
                 continue
             self.register(module, name=ep.name, distribution=dist_name, version=version)
@@ -142,12 +147,12 @@ class Registry:
             for attr in unknown:
                 close = difflib.get_close_matches(attr, list(KINDS.values()), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                info.problems.append(f"hook {attr} matches no clgym hook{hint}")
+                info.load_problems.append(f"hook {attr} matches no clgym hook{hint}")
             return info
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects bad hook signatures here
-            info.problems.append(f"cannot register: {_one_line(exc)}")
+            info.load_problems.append(f"cannot register: {_one_line(exc)}")
             return info
         info.hooks = sorted(impl_name for impl_name in KINDS.values() if self._impl_of(impl_name, name) is not None)
         self._components = None
@@ -170,6 +175,8 @@ class Registry:
         with self._lock:
             if self._components is not None:
                 return self._components
+            for plugin in self.plugins.values():
+                plugin.collect_problems.clear()
             components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
             duplicates: dict[tuple[str, str], list[ComponentInfo]] = {}
             for kind, hook in KINDS.items():
@@ -184,12 +191,17 @@ class Registry:
                         if _truthy(os.environ.get(ENV_TRACE)):
                             sys.stderr.write(f"clgym: {impl.plugin_name}.{hook}() -> {classes!r}\n")
                     except Exception as exc:
-                        info.problems.append(f"hook {hook} raised {_one_line(exc)}")
+                        info.collect_problems.append(f"hook {hook} raised {_one_line(exc)}")
+                        continue
+                    if not isinstance(classes, (list, tuple)):
+                        info.collect_problems.append(
+                            f"hook {hook} returned {type(classes).__name__}, expected a list of classes"
+                        )
                         continue
                     for cls in classes:
                         problem = _check_class(cls, base, kind)
                         if problem:
-                            info.problems.append(problem)
+                            info.collect_problems.append(problem)
                             continue
                         entry = ComponentInfo(kind, normalize_name(cls.name), cls, info)
                         previous = components[kind].get(entry.name)
@@ -201,8 +213,8 @@ class Registry:
                 providers = " and ".join(e.provider for e in entries)
                 for entry in entries:
                     message = f"{kind} name {name!r} is registered by more than one plugin: {providers}"
-                    if message not in entry.plugin.problems:
-                        entry.plugin.problems.append(message)
+                    if message not in entry.plugin.collect_problems:
+                        entry.plugin.collect_problems.append(message)
             self._duplicates = duplicates
             self._components = components
             return components

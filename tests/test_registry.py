@@ -190,3 +190,25 @@ def test_unregister_removes_components() -> None:
         assert reg.names("algorithm") == ["alpha"]
         reg.unregister("good")
         assert reg.names("algorithm") == []
+
+
+def test_hook_returning_a_class_instead_of_a_list_is_one_line_problem() -> None:
+    class NotAList:
+        @staticmethod
+        @hookimpl
+        def clgym_register_algorithms():
+            return Alpha
+
+    with isolated_registry({"single": NotAList(), "good": make_plugin(algorithms=[OtherAlpha])}) as reg:
+        assert reg.get("algorithm", "alpha") is OtherAlpha
+        assert reg.problems() == [
+            "plugin single ((in-process) ): hook clgym_register_algorithms returned type, expected a list of classes"
+        ]
+
+
+def test_problems_are_not_repeated_when_the_registry_collects_again() -> None:
+    with isolated_registry({"p": make_plugin(algorithms=[NoName, Alpha])}) as reg:
+        first = reg.problems()
+        reg.register(make_plugin(benchmarks=[SyntheticBlobs]), name="other")  # forces a new collect
+        reg.unregister("other")
+        assert reg.problems() == first and len(first) == 1
