@@ -273,16 +273,17 @@ def run_spec(
     resolved = resolve_spec(spec, registry)
     versions = registry.versions()
     resolved = resolved.model_copy(update={"versions": versions})
-    # Fail on a missing device before a run directory exists.
+    # Fail on a missing device, or components that refuse their settings (no data is loaded yet),
+    # before a run directory exists: a rejected spec leaves nothing behind to block a retry.
     check_mixed_precision(resolved.trainer.mixed_precision, resolve_device(resolved.trainer.device))
+    try:
+        components = build_components(resolved, registry)
+    except KeyboardInterrupt:
+        raise RunInterrupted(None, 0, False) from None
     run_dir = None
     if write:
         run_dir = prepare_run_dir(Path(out_dir) if out_dir is not None else default_run_dir(resolved))
         write_atomic(run_dir / "spec.yaml", dump_spec(resolved))
-    try:
-        components = build_components(resolved, registry)
-    except KeyboardInterrupt:
-        raise RunInterrupted(run_dir, 0, False) from None
     trainer = build_trainer(resolved, components, progress)
     return _execute(trainer, resolved, run_dir, versions)
 

@@ -158,3 +158,30 @@ def test_console_script_reports_errors_without_traceback(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "trainer.epochs_per_task: Input should be a valid integer" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class NeedsMemory(Algorithm):
+    """Refuses a benchmark without episodic memory (as A-GEM does)."""
+
+    name = "needs_memory"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.benchmark.params.per_task_memory_examples:
+            from clgym_core.errors import SpecError
+
+            raise SpecError("needs_memory needs episodic memory: set benchmark.params.per_task_memory_examples")
+
+
+def test_component_refusal_is_caught_by_validate_and_leaves_no_run_dir(tmp_path: Path) -> None:
+    spec = tmp_path / "m.yaml"
+    spec.write_text("benchmark: synthetic_blobs\nalgorithm: needs_memory\ntrainer: {device: cpu}\n")
+    plugin = make_plugin(benchmarks=[SyntheticBlobs], algorithms=[NeedsMemory])
+    with isolated_registry({"t": plugin}):
+        checked = runner.invoke(app, ["validate", str(spec)])
+        assert checked.exit_code == 2 and "set benchmark.params.per_task_memory_examples" in checked.output
+        ran = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress"])
+        assert ran.exit_code == 2 and not (tmp_path / "out").exists()
+        fixed = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress",
+                                    "--set", "benchmark.params.per_task_memory_examples=4"])
+        assert fixed.exit_code == 0, fixed.output

@@ -27,8 +27,11 @@ def validate(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.yaml, .yml, .toml or .json)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
-    """Check a spec: its fields, component names and parameters; loads no data and builds no model."""
+    """Check a spec: fields, component names and parameters, then build its components; loads no data."""
+    from clgym_core.runner import build_components
+
     spec = resolve_spec(load_spec(spec_path, overrides), source=str(spec_path))
+    build_components(spec)  # the checks a component makes of its settings when it is built
     console.print(
         f"{spec_path}: ok: benchmark {spec.benchmark.name}, backbone {spec.backbone.name}, "
         f"algorithm {spec.algorithm.name}, {spec.trainer.epochs_per_task} epoch(s) per task, seed {spec.seed}",
