@@ -192,14 +192,15 @@ class Benchmark(Component, abc.ABC):
     def load_joint(self, task: int) -> DataSource:
         """Training data of tasks ``1..task`` together (``per_task_joint_examples`` each when set)."""
         parts = []
+        k = self.params.per_task_joint_examples
         for t in range(1, self.check_task(task) + 1):
+            key = ("joint", t)
+            if key in self._cache:  # a cached joint subset: the full training split is not needed again
+                parts.append(self._cache[key])
+                continue
             data = self.load_train(t)
-            k = self.params.per_task_joint_examples
             if k is not None and k < len(data):
-                key = ("joint", t)
-                if key not in self._cache:
-                    self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("joint", t)))
-                data = self._cache[key]
+                data = self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("joint", t)))
             parts.append(data)
         return _concat(parts)
 
@@ -214,6 +215,9 @@ class Benchmark(Component, abc.ABC):
 def _targets_of(data: DataSource) -> torch.Tensor | None:
     if isinstance(data, TaskData):
         return data.targets
+    if isinstance(data, Subset):  # e.g. after per_task_examples: the parent's targets at the subset's rows
+        parent = _targets_of(data.dataset)
+        return parent[torch.as_tensor(data.indices)] if parent is not None else None
     targets = getattr(data, "targets", None)
     return torch.as_tensor(targets) if targets is not None else None
 

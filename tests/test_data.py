@@ -140,3 +140,39 @@ def test_training_data_is_released_after_each_task_and_rebuilt_identically() -> 
     assert not [key for key in bench._cache if key[0] in ("train", "train_subset")]
     assert bench.load_memory(1) is memory  # memories and test splits stay cached
     assert torch.equal(bench.load_train(2).inputs, before)  # rebuilt on demand, identically
+
+
+def test_memory_of_a_plain_dataset_subset_stays_class_balanced() -> None:
+    from clgym_core.benchmark import Benchmark
+
+    class ListDataset(torch.utils.data.Dataset):
+        def __init__(self, n: int) -> None:
+            self.targets = [0] * (n - n // 5) + [1] * (n // 5)  # imbalanced: 80% class 0
+
+        def __len__(self) -> int:
+            return len(self.targets)
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i)]), self.targets[i], 1
+
+    class PlainDatasets(Benchmark):
+        name = "plain_datasets"
+
+        @property
+        def input_shape(self):
+            return (1,)
+
+        @property
+        def head_size(self):
+            return 2
+
+        def prepare_datasets(self) -> None:
+            pass
+
+        def build_task(self, task, split):
+            return ListDataset(100)
+
+    bench = PlainDatasets(num_tasks=1, per_task_examples=50, per_task_memory_examples=10)
+    memory = bench.load_memory(1)
+    labels = [memory[i][1] for i in range(len(memory))]
+    assert len(labels) == 10 and labels.count(0) == labels.count(1) == 5

@@ -198,3 +198,10 @@ def test_runs_of_a_real_run_directory_are_read(tmp_path):
     assert math.isnan(row["average_accuracy"]) and row["average_loss"] == 0.25 and row["average_forgetting"] == 0.1
     result = invoke(str(folder), "--format", "csv")
     assert "average_loss_mean" in result.stdout.splitlines()[0]
+
+
+def test_unwritable_output_is_a_one_line_error(runs_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = invoke(str(runs_dir), "-f", "csv", "-o", str(blocker / "board.csv"))
+    one_line_error(result, f"--output {blocker / 'board.csv'}: cannot write")

@@ -44,6 +44,8 @@ def _checked_plot(fn: Any, source: Path, *args: Any, **kwargs: Any) -> Path:
         return fn(*args, **kwargs)
     except ValueError as exc:
         raise ClgymError(f"{source}: cannot plot ({' '.join(str(exc).split())})") from None
+    except OSError as exc:
+        raise ClgymError(f"{source}: cannot write the figure ({exc.strerror or exc})") from None
 
 
 @app.command("plot")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from clgym_core.cli import app
 from clgym_core.cli.common import console, err_console, user_errors
+from clgym_core.errors import ClgymError
 
 
 class Format(str, Enum):
@@ -82,8 +83,11 @@ def results(
             _print_table(header, rows, len(groups), len(runs))
             return
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ClgymError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
         err_console.print(f"wrote {output}", markup=False)
     else:
         typer.echo(text, nl=False)
