@@ -103,7 +103,7 @@ def orthonormal_extend(
     """Rows of ``basis`` (orthonormal) plus an orthonormal basis of what ``vectors`` add to their span.
 
     Gram-Schmidt against the existing rows, done twice ("twice is enough",
-    Giraud et al. 2005) for float32 stability, then an SVD of the remainder:
+    Giraud et al. 2005) for float32 stability, then the SVD of the remainder (through its QR):
     its right singular vectors with singular value above ``rel_tol`` times the
     largest input norm span exactly what the vectors add, so every input ends
     up inside the span of the result (a QR without pivoting cannot promise that
@@ -115,9 +115,11 @@ def orthonormal_extend(
     if basis is not None and basis.shape[0] > 0:
         for _ in range(2):
             v -= (v @ basis.T) @ basis
-    # Once per task: float64 keeps the rows orthonormal to float32 precision even for small singular values.
-    _, singular, vh = torch.linalg.svd(v.double(), full_matrices=False)  # vh: (min(k, P), P), orthonormal rows
-    new = vh[singular > rel_tol * float(norms.max())].to(v.dtype)
+    # v = r^T q^T with q orthonormal (Householder QR), so v's right singular vectors are w q^T for the
+    # small SVD r^T = u s w: the same span as an SVD of v, at the cost of a QR (float64 only for the small part).
+    q, r = torch.linalg.qr(v.T)  # q: (P, m), r: (m, k), m = min(P, k)
+    _, singular, w = torch.linalg.svd(r.T.double(), full_matrices=False)  # w: (min(k, m), m), orthonormal rows
+    new = w[singular > rel_tol * float(norms.max())].to(v.dtype) @ q.T
     if basis is not None and basis.shape[0] > 0:
         new -= (new @ basis.T) @ basis  # round-off can leave a tiny component along the old rows
         new = torch.nn.functional.normalize(new, dim=1)
