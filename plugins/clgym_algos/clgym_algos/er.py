@@ -193,6 +193,36 @@ def _joined(batch: Batch, replay: Batch) -> Batch:
     )
 
 
+class _Replay(Algorithm):
+    """What both replay writers share: a buffer on the device, replay joined to each batch, state."""
+
+    buffer: Any
+
+    @property
+    def replay_batch_size(self) -> int:
+        return self.params.replay_batch_size or self.batch_size
+
+    def write(self, batch: Batch) -> None:
+        """Offer the (already trained on) ``batch`` to the buffer."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        joint = _joined(batch, self.buffer.sample(self.replay_batch_size)) if len(self.buffer) else batch
+        loss = super().train_step(joint, optimizer)
+        self.write(batch)
+        return loss
+
+    def setup(self, trainer: ContinualTrainer) -> None:
+        super().setup(trainer)
+        self.buffer.load_state_dict(self.buffer.state_dict(), self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state["buffer"], self.device)
+
+
 class ERRingParams(Params):
     memory_per_class: int | None = Field(
         None, ge=1,
@@ -204,7 +234,7 @@ class ERRingParams(Params):
     )
 
 
-class ERRing(Algorithm):
+class ERRing(_Replay):
     """Experience replay with a per-class FIFO ring buffer filled from the stream.
 
     Chaudhry et al. 2019b, "On Tiny Episodic Memories in Continual Learning",
@@ -228,10 +258,6 @@ class ERRing(Algorithm):
         # Rings are indexed by the label as the head sees it (0 .. head_size-1).
         self.buffer = RingBuffer(self.params.memory_per_class or 1, self.benchmark.head_size)
 
-    @property
-    def replay_batch_size(self) -> int:
-        return self.params.replay_batch_size or self.batch_size
-
     def slots_per_class(self, task: int) -> int:
         """``memory_per_class``, or the benchmark's per-task memory budget spread over the task's classes."""
         if self.params.memory_per_class is not None:
@@ -249,24 +275,11 @@ class ERRing(Algorithm):
             self.buffer.start_task(task, self.slots_per_class(task))
         return super().prepare_optimizer(task)
 
-    def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        joint = _joined(batch, self.buffer.sample(self.replay_batch_size)) if len(self.buffer) else batch
-        loss = super().train_step(joint, optimizer)
+    def write(self, batch: Batch) -> None:
         self.buffer.add(batch.inputs, batch.targets)
-        return loss
 
     def train_task_end(self, task: int) -> None:
         self.buffer.end_task()
-
-    def setup(self, trainer: ContinualTrainer) -> None:
-        super().setup(trainer)
-        self.buffer.load_state_dict(self.buffer.state_dict(), self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.buffer.load_state_dict(state["buffer"], self.device)
 
 
 class ERReservoirParams(Params):
@@ -280,7 +293,7 @@ class ERReservoirParams(Params):
     )
 
 
-class ERReservoir(Algorithm):
+class ERReservoir(_Replay):
     """Experience replay with a reservoir-sampled memory over the whole stream.
 
     Chaudhry et al. 2019b, Algorithm 1 with the reservoir writer (the "ER"
@@ -304,22 +317,5 @@ class ERReservoir(Algorithm):
             size = (per_task or self.benchmark.head_size) * self.benchmark.num_tasks
         self.buffer = ReservoirBuffer(size)
 
-    @property
-    def replay_batch_size(self) -> int:
-        return self.params.replay_batch_size or self.batch_size
-
-    def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        joint = _joined(batch, self.buffer.sample(self.replay_batch_size)) if len(self.buffer) else batch
-        loss = super().train_step(joint, optimizer)
+    def write(self, batch: Batch) -> None:
         self.buffer.add(batch.inputs, batch.targets, batch.task_ids)
-        return loss
-
-    def setup(self, trainer: ContinualTrainer) -> None:
-        super().setup(trainer)
-        self.buffer.load_state_dict(self.buffer.state_dict(), self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.buffer.load_state_dict(state["buffer"], self.device)
