@@ -10,10 +10,13 @@ import torch
 from pydantic import Field
 
 from clgym_core.backbone import MLP
+from clgym_core.callback import Callback
 from clgym_core.benchmark import Benchmark, BenchmarkParams
 from clgym_core.data import TaskData
 from clgym_core.metrics import average_forgetting, learning_accuracy
 from clgym_core.trainer import ContinualTrainer
+
+from clgym_algos.flat import FlatParams
 
 
 class ConflictingBlobsParams(BenchmarkParams):
@@ -144,3 +147,22 @@ def check_forgets_less(finetune_forgetting: dict[int, float]) -> Callable[..., d
         return ours
 
     return check
+
+
+class WeightsAfterTask(Callback):
+    """Records the flat weights at the end of every task."""
+
+    name = "weights_after_task"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: dict[int, torch.Tensor] = {}
+
+    def on_task_end(self, trainer, task: int) -> None:
+        self.after[task] = FlatParams(trainer.backbone).values()
+
+
+@pytest.fixture
+def weights_after_task() -> type[WeightsAfterTask]:
+    """The class of a callback that keeps each task's final weights (make one per run)."""
+    return WeightsAfterTask

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clgym_core.callback import Callback
 from clgym_core.errors import SpecError
 from clgym_core.testing import AlgorithmConformance
 
@@ -105,19 +104,8 @@ def test_reported_penalty_from_running_sums_equals_the_exact_penalty(run):
     assert alg._reported_penalty(alg.anchors[0]) >= 0
 
 
-class _Weights(Callback):
-    name = "weights"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after: dict[int, torch.Tensor] = {}
-
-    def on_task_end(self, trainer, task: int) -> None:
-        self.after[task] = FlatParams(trainer.backbone).values()
-
-
-def test_separate_mode_keeps_every_past_task(run):
-    weights = _Weights()
+def test_separate_mode_keeps_every_past_task(run, weights_after_task):
+    weights = weights_after_task()
     _, alg = run(EWC, {"lambda": 100.0, "fisher_examples": 100}, callbacks=[weights], epochs=2)
     assert alg.tasks == [1, 2]  # nothing follows task 3, so no anchor for it
     assert alg.fishers.shape == alg.anchors.shape == (2, alg.flat.numel)

@@ -12,14 +12,12 @@ from torch import nn
 
 from clgym_core.backbone import Backbone
 from clgym_core.benchmark import Benchmark, BenchmarkParams
-from clgym_core.callback import Callback
 from clgym_core.data import TaskData
 from clgym_core.errors import SpecError
 from clgym_core.testing import AlgorithmConformance
 from clgym_core.trainer import ContinualTrainer
 
 import clgym_algos.mcsgd as mcsgd_module
-from clgym_algos.flat import FlatParams
 from clgym_algos.mcsgd import MCSGD
 
 
@@ -64,30 +62,19 @@ class LinearNet(Backbone):
         return self.linear(x)
 
 
-class _Weights(Callback):
-    name = "weights"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after: dict[int, torch.Tensor] = {}
-
-    def on_task_end(self, trainer, task: int) -> None:
-        self.after[task] = FlatParams(trainer.backbone).values()
-
-
 def _moments(data: TaskData) -> tuple[torch.Tensor, torch.Tensor]:
     """``A = X'X / n`` and ``c = X'y / n``: the mean squared error is ``v'Av - 2c'v + const``."""
     x, y = data.inputs.double(), data.targets.double()
     return x.T @ x / len(data), x.T @ y / len(data)
 
 
-def test_line_phase_converges_to_the_minimum_of_its_objective():
+def test_line_phase_converges_to_the_minimum_of_its_objective(weights_after_task):
     bench = LinearTasks(per_task_memory_examples=40, per_task_subset_examples=25, seed=3)
     torch.manual_seed(0)
     alg = MCSGD(LinearNet(), bench,
                 {"alpha": 0.3, "line_samples": 4, "line_lr": 0.05, "line_batch_size": 1000, "line_epochs": 300},
                 optimizer={"name": "sgd", "lr": 0.05})
-    weights = _Weights()
+    weights = weights_after_task()
     ContinualTrainer(alg, callbacks=[weights], epochs_per_task=20, batch_size=10, device="cpu").fit()
     a, b = weights.after[1].double(), alg.w_hat.double()  # w_bar_1 and the continual solution of task 2
     a1, c1 = _moments(bench.load_memory_joint(1))
@@ -104,8 +91,8 @@ def test_line_phase_converges_to_the_minimum_of_its_objective():
     torch.testing.assert_close(weights.after[2].double(), final)  # evaluated after the line phase
 
 
-def test_line_phase_starts_at_alpha_along_the_segment(run):
-    weights = _Weights()
+def test_line_phase_starts_at_alpha_along_the_segment(run, weights_after_task):
+    weights = weights_after_task()
     _, alg = run(MCSGD, {"alpha": 0.3, "line_lr": 1e-12}, benchmark={"num_tasks": 2, "per_task_memory_examples": 10},
                  callbacks=[weights], epochs=2)
     expected = weights.after[1] + 0.3 * (alg.w_hat - weights.after[1])
