@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from clgym_core.algorithm import Algorithm
-from clgym_core.callback import HOOKS, STEP_HOOKS, Callback, MetricCollector, overrides
+from clgym_core.callback import STEP_HOOKS, Callback, MetricCollector, overrides
 from clgym_core.data import DataSource, TaskData, iterate_batches
 from clgym_core.errors import ClgymError
 

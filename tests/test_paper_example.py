@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 import clgym_core as cl
 
@@ -22,10 +21,6 @@ def paper_setup():
     for kind, name in (("benchmarks", "RotatedMNIST"), ("backbones", "MLP2Layers"), ("algorithms", "EWC")):
         if not hasattr(getattr(cl, kind), name):
             pytest.skip(f"cl.{kind}.{name} is not installed (clgym-vision / clgym-algos)")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: extra threads only fight other processes
-    yield
-    torch.set_num_threads(previous)
 
 
 def _check(trainer, summary, num_tasks):

@@ -16,18 +16,7 @@ EXAMPLES = ROOT / "examples"
 QUICKSTART = ROOT / "clgym_core" / "quickstart"  # packaged with clgym-core: what `clgym run` runs
 
 
-@pytest.fixture
-def one_thread():
-    # The toy models train fastest on one thread; on a busy 2-core machine two threads fight each other.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_quickstart_runs_end_to_end(tmp_path, monkeypatch, one_thread):
+def test_quickstart_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # run directories go under ./runs
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 0, result.output

@@ -91,12 +91,7 @@ def run_blobs(
     trainer = ContinualTrainer(
         algorithm, callbacks=callbacks, epochs_per_task=epochs, batch_size=batch_size, device="cpu", seed=seed
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a network this small only loses time to thread hand-offs
-    try:
-        trainer.fit()
-    finally:
-        torch.set_num_threads(threads)
+    trainer.fit()  # one torch thread, as the repository's conftest sets for every test
     return trainer, algorithm
 
 

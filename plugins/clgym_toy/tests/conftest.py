@@ -29,8 +29,4 @@ def make_trainer(
 
 @pytest.fixture
 def trainer_factory():
-    # Models this small train fastest on one thread, and a busy machine's thread contention cannot slow them.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield make_trainer
-    torch.set_num_threads(threads)
+    return make_trainer

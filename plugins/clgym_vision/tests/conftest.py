@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from clgym_vision import formats
 
@@ -28,15 +27,6 @@ def _labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
 
 
 TRAIN_CODE, TEST_CODE = 1, 2
-
-
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    # The tests' models are tiny: on a shared machine extra OpenMP threads only fight other processes.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -15,15 +13,6 @@ from clgym_core.cli import app
 from clgym_core.registry import get_registry
 
 SPEC = Path(__file__).resolve().parent.parent / "si_toy_2d.yaml"
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Two tiny runs: threads only add overhead on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run(out: Path, *overrides: str) -> dict:

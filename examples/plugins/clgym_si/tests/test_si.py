@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,15 +14,6 @@ from clgym_core.testing import AlgorithmConformance, SyntheticBlobs
 from clgym_si.synaptic_intelligence import SynapticIntelligence
 
 LR = 0.1
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny models: threads only add overhead on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class TestSIConformance(AlgorithmConformance):
