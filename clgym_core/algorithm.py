@@ -107,7 +107,17 @@ class Algorithm(Component):
 
     # ---- per step -----------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> torch.Tensor:
+        """The backbone's outputs for ``batch`` (what training differentiates)."""
         return self.backbone(batch.inputs, batch.task_ids)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Scores (one per class) or predictions for evaluation; the trainer scores these.
+
+        The default is :meth:`forward`. A method whose classifier is not the
+        backbone's head (iCaRL's nearest mean of exemplars) overrides this; the
+        returned scores then feed both the accuracy (arg max) and the loss.
+        """
+        return self.forward(batch)
 
     def criterion(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy for classification, mean squared error for regression."""

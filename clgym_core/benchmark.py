@@ -153,7 +153,7 @@ class Benchmark(Component, abc.ABC):
             return data
         key = ("train_subset", task)
         if key not in self._cache:
-            self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("examples", task)))
+            self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("examples", task)))
         return self._cache[key]
 
     def load(self, task: int) -> tuple[DataSource, DataSource]:
@@ -171,7 +171,7 @@ class Benchmark(Component, abc.ABC):
         if key not in self._cache:
             data = self.load_train(task)
             k = min(k, len(data))
-            self._cache[key] = _subset(data, self._draw(data, k, "memory", task))
+            self._cache[key] = subset(data, self.draw_indices(data, k, "memory", task))
         return self._cache[key]
 
     def load_memory_joint(self, task: int) -> DataSource:
@@ -186,7 +186,7 @@ class Benchmark(Component, abc.ABC):
         key = ("subset", self.check_task(task))
         if key not in self._cache:
             data = self.load_train(task)
-            self._cache[key] = _subset(data, self._draw(data, min(k, len(data)), "subset", task))
+            self._cache[key] = subset(data, self.draw_indices(data, min(k, len(data)), "subset", task))
         return self._cache[key]
 
     def load_joint(self, task: int) -> DataSource:
@@ -200,29 +200,41 @@ class Benchmark(Component, abc.ABC):
                 continue
             data = self.load_train(t)
             if k is not None and k < len(data):
-                data = self._cache[key] = _subset(data, sample_indices(len(data), k, self.generator("joint", t)))
+                data = self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("joint", t)))
             parts.append(data)
         return _concat(parts)
 
-    def _draw(self, data: DataSource, k: int, purpose: str, task: int) -> torch.Tensor:
+    def draw_indices(self, data: DataSource, k: int, purpose: str, task: int) -> torch.Tensor:
+        """``k`` distinct rows of ``data`` (class-balanced for classification), seeded by ``(purpose, task)``.
+
+        The one sampling rule of clgym: memories, subsets and whatever an algorithm
+        draws from a task's training data (Fisher examples, OGD's gradients) use it.
+        """
         gen = self.generator(purpose, task)
-        targets = _targets_of(data)
+        targets = targets_of(data)
         if self.problem == "classification" and targets is not None:
             return balanced_sample_indices(targets, k, gen)
         return sample_indices(len(data), k, gen)
 
+    def draw_train_examples(self, task: int, k: int, purpose: str) -> DataSource:
+        """``min(k, n)`` distinct training examples of ``task`` drawn by :meth:`draw_indices`."""
+        data = self.load_train(task)
+        return subset(data, self.draw_indices(data, min(k, len(data)), purpose, task))
 
-def _targets_of(data: DataSource) -> torch.Tensor | None:
+
+def targets_of(data: DataSource) -> torch.Tensor | None:
+    """The targets of ``data`` as a tensor (a ``Subset`` reads its parent's at its rows); None if unknown."""
     if isinstance(data, TaskData):
         return data.targets
     if isinstance(data, Subset):  # e.g. after per_task_examples: the parent's targets at the subset's rows
-        parent = _targets_of(data.dataset)
+        parent = targets_of(data.dataset)
         return parent[torch.as_tensor(data.indices)] if parent is not None else None
     targets = getattr(data, "targets", None)
     return torch.as_tensor(targets) if targets is not None else None
 
 
-def _subset(data: DataSource, indices: torch.Tensor) -> DataSource:
+def subset(data: DataSource, indices: torch.Tensor) -> DataSource:
+    """The rows ``indices`` of ``data`` (tensor data stays tensor data)."""
     if isinstance(data, TaskData):
         return data.subset(indices)
     return Subset(data, indices.tolist())

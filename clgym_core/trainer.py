@@ -313,7 +313,7 @@ class ContinualTrainer:
         with torch.inference_mode(), self._autocast():
             for index, data in enumerate(self._test_data):
                 for batch in iterate_batches(data, self.eval_batch_size, device=self.device):
-                    outputs = self.algorithm.forward(batch)
+                    outputs = self.algorithm.predict(batch)
                     loss = self.algorithm.criterion(outputs, batch.targets)
                     n = batch.targets.shape[0]
                     sums[index, 1] += loss.double() * n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from clgym_core.benchmark import Benchmark
-from clgym_core.data import DataSource, TaskData, balanced_sample_indices, iterate_batches, sample_indices
+from clgym_core.data import DataSource, TaskData, iterate_batches
 from clgym_core.errors import DataError
 
 
@@ -21,18 +21,8 @@ def as_task_data(data: DataSource) -> TaskData:
 
 
 def draw_train_examples(benchmark: Benchmark, task: int, k: int, purpose: str) -> TaskData:
-    """``k`` distinct training examples of ``task`` (class-balanced for classification), seeded by the benchmark."""
-    data = benchmark.load_train(task)
-    k = min(k, len(data))  # type: ignore[arg-type]
-    generator = benchmark.generator(purpose, task)
-    targets = data.targets if isinstance(data, TaskData) else getattr(data, "targets", None)
-    if benchmark.problem == "classification" and targets is not None:
-        indices = balanced_sample_indices(torch.as_tensor(targets), k, generator)
-    else:
-        indices = sample_indices(len(data), k, generator)  # type: ignore[arg-type]
-    if isinstance(data, TaskData):
-        return data.subset(indices)
-    return as_task_data(torch.utils.data.Subset(data, indices.tolist()))
+    """``k`` distinct training examples of ``task`` as tensors, drawn by the benchmark's one sampling rule."""
+    return as_task_data(benchmark.draw_train_examples(task, k, purpose))
 
 
 def random_rows(n: int, k: int, device: torch.device) -> torch.Tensor:
