@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from clgym_core.kinds import KINDS
+
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {
@@ -69,10 +71,8 @@ class _Namespace:
         return f"<clgym {self._kind}s: {', '.join(self.__dir__())}>"
 
 
-benchmarks = _Namespace("benchmark")
-backbones = _Namespace("backbone")
-algorithms = _Namespace("algorithm")
-callbacks = _Namespace("callback")
+for _kind in KINDS:
+    globals()[_kind.plural] = _Namespace(_kind.name)
 
 
 def __getattr__(name: str) -> Any:
@@ -83,4 +83,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'clgym_core' has no attribute {name!r}")
 
 
-__all__ = ["algorithms", "backbones", "benchmarks", "callbacks", *sorted(_LAZY_NAMES), "__version__"]
+__all__ = [*(k.plural for k in KINDS), *sorted(_LAZY_NAMES), "__version__"]

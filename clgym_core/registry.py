@@ -16,9 +16,11 @@ Environment switches:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.metadata as importlib_metadata
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -29,30 +31,14 @@ import pluggy
 from clgym_core import hookspecs
 from clgym_core.component import normalize_name
 from clgym_core.errors import RegistryError
+from clgym_core.kinds import KIND_NAMES, KINDS, kind_named
 
 ENTRY_POINT_GROUP = "clgym"
 ENV_DISABLE = "CLGYM_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "CLGYM_BLOCK_PLUGINS"
 ENV_TRACE = "CLGYM_TRACE_PLUGINS"
 IN_PROCESS = "(in-process)"
-
-#: kind -> (hook name, base class import path)
-KINDS: dict[str, str] = {
-    "benchmark": "clgym_register_benchmarks",
-    "backbone": "clgym_register_backbones",
-    "algorithm": "clgym_register_algorithms",
-    "callback": "clgym_register_callbacks",
-}
-PLURALS = {"benchmarks": "benchmark", "backbones": "backbone", "algorithms": "algorithm", "callbacks": "callback"}
-
-
-def _base_class(kind: str) -> type:
-    from clgym_core.algorithm import Algorithm
-    from clgym_core.backbone import Backbone
-    from clgym_core.benchmark import Benchmark
-    from clgym_core.callback import Callback
-
-    return {"benchmark": Benchmark, "backbone": Backbone, "algorithm": Algorithm, "callback": Callback}[kind]
+REGISTRATION_HOOKS = tuple(k.hook for k in KINDS)
 
 
 def _truthy(value: str | None) -> bool:
@@ -99,8 +85,7 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         if _truthy(os.environ.get(ENV_TRACE)):
-            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
-            self.pm.enable_tracing()
+            self.pm.add_hookcall_monitoring(lambda *args: None, _trace_after)
         self.plugins: dict[str, PluginInfo] = {}
         self.autoload = (not _truthy(os.environ.get(ENV_DISABLE))) if autoload is None else autoload
         env_blocked = {b.strip() for b in os.environ.get(ENV_BLOCK, "").split(",") if b.strip()}
@@ -126,8 +111,11 @@ class Registry:
                 self.plugins[ep.name] = PluginInfo(ep.name, dist_name, version, blocked=True)
                 continue
             try:
-                module = ep.load()
-            except Exception as exc:  # any import failure of a plugin must not break the rest
+                with _user_interrupts() as interrupted:
+                    module = ep.load()
+            except BaseException as exc:  # noqa: B036 - a plugin's sys.exit() or stray KeyboardInterrupt too
+                if _is_user_interrupt(exc, interrupted):
+                    raise
                 self.plugins[ep.name] = PluginInfo(
                     ep.name, dist_name, version, load_problems=[f"failed to import {ep.value}: {_one_line(exc)}"]
                 )
@@ -145,7 +133,7 @@ class Registry:
         ]
         if unknown:
             for attr in unknown:
-                close = difflib.get_close_matches(attr, list(KINDS.values()), n=1)
+                close = difflib.get_close_matches(attr, self._hook_names(), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 info.load_problems.append(f"hook {attr} matches no clgym hook{hint}")
             return info
@@ -154,9 +142,12 @@ class Registry:
         except Exception as exc:  # pluggy rejects bad hook signatures here
             info.load_problems.append(f"cannot register: {_one_line(exc)}")
             return info
-        info.hooks = sorted(impl_name for impl_name in KINDS.values() if self._impl_of(impl_name, name) is not None)
+        info.hooks = sorted(hook for hook in self._hook_names() if self._impl_of(hook, name) is not None)
         self._components = None
         return info
+
+    def _hook_names(self) -> list[str]:
+        return [name for name in dir(self.pm.hook) if name.startswith(f"{hookspecs.PROJECT}_")]
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)
@@ -177,38 +168,28 @@ class Registry:
                 return self._components
             for plugin in self.plugins.values():
                 plugin.collect_problems.clear()
-            components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+            components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KIND_NAMES}
             duplicates: dict[tuple[str, str], list[ComponentInfo]] = {}
-            for kind, hook in KINDS.items():
-                base = _base_class(kind)
-                # Call each implementation on its own so that one raising hook spoils only its plugin.
-                for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-                    info = self.plugins.get(impl.plugin_name)
-                    if info is None:
-                        continue
-                    try:
-                        classes = impl.function() or []
-                        if _truthy(os.environ.get(ENV_TRACE)):
-                            sys.stderr.write(f"clgym: {impl.plugin_name}.{hook}() -> {classes!r}\n")
-                    except Exception as exc:
-                        info.collect_problems.append(f"hook {hook} raised {_one_line(exc)}")
-                        continue
+            for kind in KINDS:
+                base = kind.base_class()
+                for info, classes in self._call_each(kind.hook):
+                    classes = [] if classes is None else classes
                     if not isinstance(classes, (list, tuple)):
                         info.collect_problems.append(
-                            f"hook {hook} returned {type(classes).__name__}, expected a list of classes"
+                            f"hook {kind.hook} returned {type(classes).__name__}, expected a list of classes"
                         )
                         continue
                     for cls in classes:
-                        problem = _check_class(cls, base, kind)
+                        problem = _check_class(cls, base, kind.name)
                         if problem:
                             info.collect_problems.append(problem)
                             continue
-                        entry = ComponentInfo(kind, normalize_name(cls.name), cls, info)
-                        previous = components[kind].get(entry.name)
+                        entry = ComponentInfo(kind.name, normalize_name(cls.name), cls, info)
+                        previous = components[kind.name].get(entry.name)
                         if previous is not None and previous.cls is not cls:
-                            duplicates.setdefault((kind, entry.name), [previous]).append(entry)
+                            duplicates.setdefault((kind.name, entry.name), [previous]).append(entry)
                             continue
-                        components[kind][entry.name] = entry
+                        components[kind.name][entry.name] = entry
             for (kind, name), entries in duplicates.items():
                 providers = " and ".join(e.provider for e in entries)
                 for entry in entries:
@@ -218,6 +199,34 @@ class Registry:
             self._duplicates = duplicates
             self._components = components
             return components
+
+    def _call_each(self, hook: str, problems: str = "collect_problems", **kwargs: Any) -> list[tuple[PluginInfo, Any]]:
+        """Call ``hook`` through pluggy once per implementing plugin, so that a raising one spoils only itself.
+
+        Going through the plugin manager keeps pluggy's promises: tracing
+        (``CLGYM_TRACE_PLUGINS``) and implementations taking fewer arguments than the spec.
+        """
+        caller = getattr(self.pm.hook, hook)
+        results = []
+        for impl in reversed(caller.get_hookimpls()):
+            info = self.plugins.get(impl.plugin_name)
+            if info is None:
+                continue
+            others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
+            try:
+                with _user_interrupts() as interrupted:
+                    (value,) = self.pm.subset_hook_caller(hook, others)(**kwargs) or [None]
+            except BaseException as exc:  # noqa: B036 - SystemExit and stray KeyboardInterrupts of a plugin too
+                if _is_user_interrupt(exc, interrupted):
+                    raise
+                getattr(info, problems).append(f"hook {hook} raised {_one_line(exc)}")
+                continue
+            results.append((info, value))
+        return results
+
+    def register_commands(self, app: Any) -> None:
+        """Let every plugin add its commands to the CLI ``app`` (a failing plugin becomes a load problem)."""
+        self._call_each("clgym_register_commands", problems="load_problems", app=app)
 
     # ---- queries ---------------------------------------------------------------------------------
     def components(self, kind: str) -> dict[str, ComponentInfo]:
@@ -250,7 +259,7 @@ class Registry:
     def find(self, name: str) -> list[ComponentInfo]:
         """Components of any kind called ``name``."""
         found = []
-        for kind in KINDS:
+        for kind in KIND_NAMES:
             try:
                 found.append(self.info(kind, name))
             except RegistryError:
@@ -290,10 +299,10 @@ class Registry:
 
 
 def _kind(kind: str) -> str:
-    kind = PLURALS.get(kind, kind)
-    if kind not in KINDS:
-        raise RegistryError(f"unknown component kind {kind!r}; use one of {', '.join(KINDS)}")
-    return kind
+    found = kind_named(kind)
+    if found is None:
+        raise RegistryError(f"unknown component kind {kind!r}; use one of {', '.join(KIND_NAMES)}")
+    return found.name
 
 
 def _check_class(cls: Any, base: type, kind: str) -> str | None:
@@ -304,6 +313,47 @@ def _check_class(cls: Any, base: type, kind: str) -> str | None:
     except TypeError as exc:
         return str(exc)
     return None
+
+
+def _trace_after(outcome: Any, hook: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    """``CLGYM_TRACE_PLUGINS``: one line per hook call, naming the plugins that answered and what they returned."""
+    who = ",".join(impl.plugin_name for impl in impls) or "(no plugin)"
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    if outcome.exception is not None:
+        result = f"raised {_one_line(outcome.exception)}"
+    else:
+        values = outcome.get_result()
+        result = repr(values[0] if len(impls) == 1 and len(values) == 1 else values)
+    sys.stderr.write(f"clgym: {who}.{hook}({args}) -> {result}\n")
+
+
+@contextlib.contextmanager
+def _user_interrupts() -> Any:
+    """Note whether the user pressed Ctrl-C while plugin code ran (yields a one-item list).
+
+    A plugin that raises ``KeyboardInterrupt`` itself is a broken plugin; a real SIGINT
+    must still stop the tool. Only the main thread can install the handler; elsewhere
+    every ``KeyboardInterrupt`` counts as the user's.
+    """
+    flag = [threading.current_thread() is not threading.main_thread()]
+
+    def handler(signum: int, frame: Any) -> None:
+        flag[0] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler) if not flag[0] else None
+    except ValueError:  # not the main interpreter's main thread
+        previous, flag[0] = None, True
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _is_user_interrupt(exc: BaseException, interrupted: list[bool]) -> bool:
+    return isinstance(exc, KeyboardInterrupt) and interrupted[0] or isinstance(exc, GeneratorExit)
 
 
 def _one_line(exc: BaseException) -> str:

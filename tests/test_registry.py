@@ -212,3 +212,135 @@ def test_problems_are_not_repeated_when_the_registry_collects_again() -> None:
         reg.register(make_plugin(benchmarks=[SyntheticBlobs]), name="other")  # forces a new collect
         reg.unregister("other")
         assert reg.problems() == first and len(first) == 1
+
+
+# ---- hooks go through pluggy; plugins that exit or interrupt are isolated ----------------------------
+
+
+def _module_raising(monkeypatch: pytest.MonkeyPatch, name: str, exc: BaseException) -> None:
+    """A module that raises ``exc`` while it is imported."""
+    import importlib.abc
+    import importlib.util
+
+    class Loader(importlib.abc.Loader):
+        def create_module(self, spec):  # noqa: ANN001
+            return None
+
+        def exec_module(self, module):  # noqa: ANN001
+            raise exc
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):  # noqa: ANN001
+            return importlib.util.spec_from_loader(fullname, Loader()) if fullname == name else None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()], ids=["sys.exit", "KeyboardInterrupt"])
+def test_plugin_exiting_or_interrupting_at_import_is_a_broken_plugin(
+    monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
+    good = types.ModuleType("clgym_fake_good_plugin")
+    good.clgym_register_algorithms = hookimpl(lambda: [Alpha])
+    monkeypatch.setitem(sys.modules, "clgym_fake_good_plugin", good)
+    _module_raising(monkeypatch, "clgym_fake_exiting_plugin", exc)
+    fake_entry_points(monkeypatch, {
+        "good": ("clgym_fake_good_plugin", "clgym-fake-good"),
+        "exits": ("clgym_fake_exiting_plugin", "clgym-fake-exits"),
+    })
+    reg = Registry(autoload=True, blocked=set())
+    assert reg.get("algorithm", "alpha") is Alpha
+    (problem,) = reg.problems()
+    assert problem.startswith("plugin exits (clgym-fake-exits 9.9): failed to import clgym_fake_exiting_plugin")
+    assert type(exc).__name__ in problem
+
+
+def test_hook_raising_system_exit_is_a_problem_not_an_exit() -> None:
+    class Exiting:
+        @staticmethod
+        @hookimpl
+        def clgym_register_algorithms() -> list[type]:
+            raise SystemExit(4)
+
+    with isolated_registry({"exits": Exiting(), "good": make_plugin(algorithms=[Alpha])}) as reg:
+        assert reg.get("algorithm", "alpha") is Alpha
+        assert any("clgym_register_algorithms raised SystemExit" in p for p in reg.problems())
+
+
+def test_a_real_ctrl_c_during_plugin_import_still_interrupts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    import importlib.abc
+    import importlib.util
+
+    class Loader(importlib.abc.Loader):
+        def create_module(self, spec):  # noqa: ANN001
+            return None
+
+        def exec_module(self, module):  # noqa: ANN001
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while this plugin imports
+            import time
+
+            time.sleep(1)
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):  # noqa: ANN001
+            return importlib.util.spec_from_loader(fullname, Loader()) if fullname == "clgym_fake_slow" else None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    fake_entry_points(monkeypatch, {"slow": ("clgym_fake_slow", "clgym-fake-slow")})
+    with pytest.raises(KeyboardInterrupt):
+        Registry(autoload=True, blocked=set())
+
+
+def test_hook_implementation_may_take_fewer_arguments_than_its_spec() -> None:
+    import typer
+
+    seen = []
+
+    class Commands:
+        @staticmethod
+        @hookimpl
+        def clgym_register_commands() -> None:  # the spec passes `app`; this one ignores it
+            seen.append("called")
+
+    with isolated_registry({"cmds": Commands()}) as reg:
+        reg.register_commands(typer.Typer())
+        assert seen == ["called"]
+        assert reg.problems() == []
+
+
+def test_plugin_adds_a_cli_command_and_its_errors_are_one_line() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from clgym_core.cli import build_app
+    from clgym_core.errors import ClgymError
+
+    def hello(name: str) -> None:
+        """Say hello."""
+        if name == "bad":
+            raise ClgymError("hello: NAME must not be bad")
+        typer.echo(f"hello {name}")
+
+    class Commands:
+        @staticmethod
+        @hookimpl
+        def clgym_register_commands(app: typer.Typer) -> None:
+            app.command("hello")(hello)
+
+    class Broken:
+        @staticmethod
+        @hookimpl
+        def clgym_register_commands(app: typer.Typer) -> None:
+            raise RuntimeError("no")
+
+    with isolated_registry({"cmds": Commands(), "broken": Broken()}) as reg:
+        app = build_app(plugins=True)
+        runner = CliRunner()
+        assert runner.invoke(app, ["hello", "world"]).output.strip() == "hello world"
+        bad = runner.invoke(app, ["hello", "bad"])
+        assert bad.exit_code == 2 and bad.output.strip() == "error: hello: NAME must not be bad"
+        assert runner.invoke(app, ["list"]).exit_code == 0  # the built-ins still work
+        assert any("broken" in p and "clgym_register_commands raised RuntimeError" in p for p in reg.problems())

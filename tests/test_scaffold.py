@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from clgym_core.cli import app
-from clgym_core.registry import KINDS
+from clgym_core.kinds import KIND_NAMES
 from clgym_core.scaffold import ScaffoldError, new_plugin, plugin_names
 from clgym_core.testing import isolated_registry
 
 runner = CliRunner()
-ALL_KINDS = list(KINDS)
+ALL_KINDS = list(KIND_NAMES)
 
 
 def generate(parent: Path, name: str, kind: str) -> Path:

@@ -1,25 +1,82 @@
-"""The ``clgym`` command line: list and inspect components, validate and run specs."""
+"""The ``clgym`` command line: list and inspect components, validate and run specs.
+
+Built-in commands are registered explicitly by :func:`build_app`; plugins add theirs
+through the ``clgym_register_commands`` hook. Every user-facing error
+(:class:`~clgym_core.errors.ClgymError`, a bad option) becomes one line on stderr and
+exit code 2 in one place, :class:`ClgymGroup`.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import typer
+import typer.core
 
-app = typer.Typer(
-    name="clgym",
-    help="Continual learning experiments from specs; components come from installed plugins.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+from clgym_core.cli.common import INTERRUPTED, USER_ERROR, err_console, one_line
+from clgym_core.errors import ClgymError
 
-# Each module adds its commands to ``app``.
-from clgym_core.cli import components as _components  # noqa: E402,F401
-from clgym_core.cli import run as _run  # noqa: E402,F401
-from clgym_core.cli import results as _results  # noqa: E402,F401
-from clgym_core.cli import plot as _plot  # noqa: E402,F401
-from clgym_core.cli import plugin as _plugin  # noqa: E402,F401
+try:  # recent Typer vendors click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - Typer on top of click
+    import click.exceptions as _click_exceptions  # type: ignore[no-redef]
+
+
+class ClgymGroup(typer.core.TyperGroup):
+    """The root command: turns user errors into one line and an exit code, never a traceback."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except ClgymError as exc:
+            code = _say(one_line(exc), USER_ERROR)
+        except _click_exceptions.UsageError as exc:
+            hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            code = _say(f"{one_line(exc.format_message())}{hint}", exc.exit_code)
+        except _click_exceptions.ClickException as exc:
+            code = _say(one_line(exc.format_message()), exc.exit_code)
+        except typer.Abort:
+            code = _say("interrupted", INTERRUPTED, prefix="")
+        except KeyboardInterrupt:
+            code = _say("interrupted", INTERRUPTED, prefix="")
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _say(message: str, code: int, prefix: str = "error: ") -> int:
+    err_console.print(f"{prefix}{message}", markup=False)
+    return code
+
+
+def build_app(plugins: bool = False) -> typer.Typer:
+    """The CLI with the built-in commands, and with every plugin's commands when ``plugins`` is true."""
+    from clgym_core.cli import components, plot, plugin, results, run
+
+    new = typer.Typer(
+        name="clgym",
+        help="Continual learning experiments from specs; components come from installed plugins.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        cls=ClgymGroup,
+    )
+    for module in (components, run, results, plot, plugin):
+        module.register(new)
+    if plugins:
+        from clgym_core.registry import get_registry
+
+        get_registry().register_commands(new)
+    return new
+
+
+app = build_app()
 
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="clgym")
+    build_app(plugins=True)(prog_name="clgym")

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.table import Table
-
-from clgym_core.errors import ClgymError
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 USER_ERROR = 2
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
-def fail(message: str, code: int = USER_ERROR) -> typer.Exit:
-    """Print ``error: message`` on one line to stderr and return the Exit to raise."""
-    err_console.print(f"error: {message}", markup=False)
-    return typer.Exit(code)
-
-
-def user_errors(fn: F) -> F:
-    """Turn :class:`ClgymError` into a one-line message and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ClgymError as exc:
-            raise fail(" ".join(str(exc).split())) from None
-
-    return wrapper  # type: ignore[return-value]
+def one_line(message: Any) -> str:
+    """``message`` with all whitespace runs (newlines too) collapsed to single spaces."""
+    return " ".join(str(message).split())
 
 
 def fmt(value: Any, digits: int = 2) -> str:

@@ -12,31 +12,26 @@ from pydantic_core import PydanticUndefined
 from rich.markup import escape
 from rich.table import Table
 
-from clgym_core.cli import app
-from clgym_core.cli.common import console, err_console, fail, user_errors
+from clgym_core.cli.common import console, err_console
 from clgym_core.component import summary_line
-from clgym_core.registry import KINDS, ComponentInfo, get_registry
+from clgym_core.errors import RegistryError
+from clgym_core.kinds import KIND_NAMES, KINDS
+from clgym_core.registry import ComponentInfo, get_registry
 
 
-class ListKind(str, Enum):
-    benchmarks = "benchmarks"
-    backbones = "backbones"
-    algorithms = "algorithms"
-    callbacks = "callbacks"
-    plugins = "plugins"
+ListKind = Enum("ListKind", {**{k.plural: k.plural for k in KINDS}, "plugins": "plugins"}, type=str)  # type: ignore[misc]
+ShowKind = Enum("ShowKind", {k.name: k.name for k in KINDS}, type=str)  # type: ignore[misc]
 
 
-@app.command("list")
-@user_errors
 def list_components(
     kind: Optional[ListKind] = typer.Argument(None, help="Only this kind; all kinds when omitted."),
 ) -> None:
     """List installed components: name, providing plugin and version, and a one-line summary."""
-    if kind is ListKind.plugins:
+    if kind is not None and kind.value == "plugins":
         _plugins_table()
         return
     registry = get_registry()
-    kinds = [kind.value.rstrip("s")] if kind is not None else list(KINDS)
+    kinds = [k.name for k in KINDS if kind is None or k.plural == kind.value]
     for k in kinds:
         table = Table(title=f"{k}s", title_justify="left")
         for column in ("name", "plugin", "version", "summary"):
@@ -47,25 +42,23 @@ def list_components(
     _warn_problems()
 
 
-@app.command("show")
-@user_errors
 def show(
     name: str = typer.Argument(..., help="Registry name (or class name) of a component."),
-    kind: Optional[ListKind] = typer.Option(None, "--kind", "-k", help="Disambiguate when several kinds share NAME."),
+    kind: Optional[ShowKind] = typer.Option(None, "--kind", "-k", help="Disambiguate when several kinds share NAME."),
 ) -> None:
     """Show a component's description and parameters (name, type, default, description)."""
     registry = get_registry()
-    if kind is not None and kind is not ListKind.plugins:
+    if kind is not None:
         found = [registry.info(kind.value, name)]
     else:
         found = registry.find(name)
     if not found:
-        names = sorted({n for k in KINDS for n in registry.names(k)})
+        names = sorted({n for k in KIND_NAMES for n in registry.names(k)})
         import difflib
 
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise fail(f"no component named {name!r}{hint} (see `clgym list`)")
+        raise RegistryError(f"no component named {name!r}{hint} (see `clgym list`)")
     for info in found:
         _show_one(info)
 
@@ -104,8 +97,6 @@ def _default(field: Any) -> str:
     return repr(field.default)
 
 
-@app.command("plugins")
-@user_errors
 def plugins() -> None:
     """Installed plugins with versions, hooks and problems; exits 1 if any plugin is broken."""
     if _plugins_table():
@@ -130,3 +121,10 @@ def _plugins_table() -> bool:
 def _warn_problems() -> None:
     for line in get_registry().problems():
         err_console.print(f"warning: {line}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("list")(list_components)
+    app.command("show")(show)
+    app.command("plugins")(plugins)

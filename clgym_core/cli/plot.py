@@ -7,8 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from clgym_core.cli import app
-from clgym_core.cli.common import console, user_errors
+from clgym_core.cli.common import console
 from clgym_core.errors import ClgymError
 
 
@@ -48,8 +47,6 @@ def _checked_plot(fn: Any, source: Path, *args: Any, **kwargs: Any) -> Path:
         raise ClgymError(f"{source}: cannot write the figure ({exc.strerror or exc})") from None
 
 
-@app.command("plot")
-@user_errors
 def plot(
     paths: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Run directories, or folders holding them."),
     out: Optional[Path] = typer.Option(
@@ -117,3 +114,8 @@ def plot(
             written.append(_checked_plot(plots.plot_average_accuracy, folder, curves, folder / name, kind=kind))
     for path in written:
         console.print(f"wrote {path}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("plot")(plot)

@@ -7,31 +7,25 @@ from pathlib import Path
 
 import typer
 
-from clgym_core.cli import app
-from clgym_core.cli.common import console, user_errors
+from clgym_core.cli.common import console
+from clgym_core.kinds import KINDS
 
 plugin_app = typer.Typer(
     name="plugin",
     help="Write your own components: `clgym plugin new NAME` starts a plugin package.",
     no_args_is_help=True,
 )
-app.add_typer(plugin_app, name="plugin")
 
 
-class Kind(str, Enum):
-    algorithm = "algorithm"
-    benchmark = "benchmark"
-    backbone = "backbone"
-    callback = "callback"
+Kind = Enum("Kind", {k.name: k.name for k in KINDS}, type=str)  # type: ignore[misc]
 
 
 @plugin_app.command("new")
-@user_errors
 def new(
     name: str = typer.Argument(
         ..., metavar="NAME", help="Registry name of the component, snake_case, e.g. my_method."
     ),
-    kind: Kind = typer.Option(Kind.algorithm, "--kind", "-k", help="What the plugin provides."),
+    kind: Kind = typer.Option(Kind["algorithm"], "--kind", "-k", help="What the plugin provides."),
     directory: Path = typer.Option(Path("."), "--dir", "-d", help="Folder to create the package in."),
 ) -> None:
     """Write a ready-to-publish plugin: pyproject with the clgym entry point, component, README, tests.
@@ -52,3 +46,8 @@ def new(
     console.print('  pip install -e ".[test]"', markup=False)
     console.print(f"  clgym list {kind.value}s    # lists {names.name} from {names.distribution}", markup=False)
     console.print("  pytest", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``clgym plugin ...`` to ``app``."""
+    app.add_typer(plugin_app, name="plugin")

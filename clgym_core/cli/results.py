@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clgym_core.cli import app
-from clgym_core.cli.common import console, err_console, user_errors
+from clgym_core.cli.common import console, err_console
 from clgym_core.errors import ClgymError
 
 
@@ -29,8 +28,6 @@ def _columns(text: str | None, default: tuple[str, ...]) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
-@app.command("results")
-@user_errors
 def results(
     paths: list[Path] = typer.Argument(..., metavar="DIR...", help="Run directories, or folders holding them."),
     sort: Optional[str] = typer.Option(None, "--sort", help="Order by this metric's mean, best first."),
@@ -110,3 +107,8 @@ def _print_table(header: list[str], rows: list[list[str]], numeric_from: int, nu
     # Piped or redirected output has no width to fit: keep whole rows rather than wrapping cells.
     out = console if console.is_terminal else Console(width=max(console.width, 240), highlight=False)
     out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("results")(results)

@@ -9,8 +9,7 @@ import typer
 from rich.columns import Columns
 from rich.table import Table
 
-from clgym_core.cli import app
-from clgym_core.cli.common import console, err_console, fmt, matrix_table, user_errors
+from clgym_core.cli.common import INTERRUPTED, console, err_console, fmt, matrix_table
 from clgym_core.errors import ClgymError
 from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
 from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file, resolve_spec
@@ -18,11 +17,8 @@ from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, rea
 QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
 
 SET_HELP = "Override a spec field, e.g. --set algorithm.params.lambda=100 (repeatable)."
-INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
-@app.command("validate")
-@user_errors
 def validate(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.yaml, .yml, .toml or .json)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
@@ -39,8 +35,6 @@ def validate(
     )
 
 
-@app.command("run")
-@user_errors
 def run(
     spec_path: Optional[Path] = typer.Argument(
         None, metavar="[SPEC]", help="Spec file; without one, runs the quickstart comparison."
@@ -165,3 +159,9 @@ def show_comparison(results: list[tuple[str, RunResult]]) -> None:
     for label, result in results:
         if result.run_dir is not None:
             console.print(f"{label}: {result.run_dir}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("validate")(validate)
+    app.command("run")(run)

@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Template
 
 from clgym_core.errors import ClgymError
-from clgym_core.registry import KINDS
+from clgym_core.kinds import KIND_NAMES, kind_named
 
 __all__ = ["PluginNames", "ScaffoldError", "new_plugin", "plugin_names"]
 
@@ -56,8 +56,8 @@ class PluginNames:
 
 def plugin_names(raw: str, kind: str) -> PluginNames:
     """Names for a plugin providing the ``kind`` called ``raw`` (``my-method``, ``My Method``, ``clgym-my-method``)."""
-    if kind not in KINDS:
-        raise ScaffoldError(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
+    if kind not in KIND_NAMES:
+        raise ScaffoldError(f"--kind {kind!r}: use one of {', '.join(KIND_NAMES)}")
     name = re.sub(r"[\s\-]+", "_", raw.strip().lower())
     name = re.sub(r"^clgym_", "", name)  # the package gets the prefix anyway
     if not _NAME.match(name) or name.endswith("_") or "__" in name:
@@ -77,7 +77,7 @@ def plugin_names(raw: str, kind: str) -> PluginNames:
         class_name=class_name,
         entry_point=name,
         module=name,
-        hook=KINDS[kind],
+        hook=kind_named(kind).hook,
         conformance=CONFORMANCE[kind],
         title=title,
         summary=f"{title}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} for clgym, the continual-learning library.",

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from clgym_core.hookspecs import hookimpl
+from clgym_core.kinds import KINDS, kind_named
 from clgym_core.registry import Registry, set_registry
 from clgym_core.testing.synthetic import SyntheticBlobs
 
@@ -39,22 +40,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'clgym_core.testing' has no attribute {name!r}")
 
 
-def make_plugin(
-    benchmarks: Sequence[type] = (),
-    backbones: Sequence[type] = (),
-    algorithms: Sequence[type] = (),
-    callbacks: Sequence[type] = (),
-) -> Any:
-    """A plugin object whose hooks return the given classes (only the non-empty kinds get a hook)."""
+def make_plugin(**classes_by_kind: Sequence[type]) -> Any:
+    """A plugin object whose hooks return the given classes, by plural kind: ``make_plugin(algorithms=[A])``.
+
+    Only the non-empty kinds get a hook.
+    """
     namespace: dict[str, Any] = {}
-    for hook, classes in (
-        ("clgym_register_benchmarks", benchmarks),
-        ("clgym_register_backbones", backbones),
-        ("clgym_register_algorithms", algorithms),
-        ("clgym_register_callbacks", callbacks),
-    ):
+    for plural, classes in classes_by_kind.items():
+        kind = kind_named(plural)
+        if kind is None or kind.plural != plural:
+            raise TypeError(f"make_plugin: unknown kind {plural!r}; use {', '.join(k.plural for k in KINDS)}")
         if classes:
-            namespace[hook] = staticmethod(hookimpl(lambda classes=list(classes): list(classes)))
+            namespace[kind.hook] = staticmethod(hookimpl(lambda classes=list(classes): list(classes)))
     return type("InProcessPlugin", (), namespace)()
 
 

@@ -28,13 +28,13 @@ from clgym_core.benchmark import Benchmark
 from clgym_core.callback import Callback
 from clgym_core.component import Params, summary_line, validate_params
 from clgym_core.errors import SpecError
+from clgym_core.kinds import BY_NAME
 from clgym_core.registry import Registry
 from clgym_core.runner import Components, build_components, build_trainer
 from clgym_core.spec import RunSpec, parse_spec, resolve_spec
 from clgym_core.testing.synthetic import SyntheticBlobs
 from clgym_core.trainer import ContinualTrainer
 
-BASES: dict[str, type] = {"benchmark": Benchmark, "backbone": Backbone, "algorithm": Algorithm, "callback": Callback}
 
 #: The kit benchmark: 3 tasks of 3 Gaussian blobs in 8 dimensions, small memories and subsets.
 KIT_BENCHMARK: dict[str, Any] = {
@@ -121,7 +121,7 @@ def kit_registry(kind: str, component: type) -> Iterator[Registry]:
     from clgym_core.testing import isolated_registry, make_plugin
 
     kit = make_plugin(benchmarks=[SyntheticBlobs], algorithms=[KitFinetune, KitFailing])
-    under_test = make_plugin(**{f"{kind}s": [component]})
+    under_test = make_plugin(**{BY_NAME[kind].plural: [component]})
     with isolated_registry({"clgym_conformance_kit": kit, "under_test": under_test}) as registry:
         yield registry
 
@@ -341,7 +341,7 @@ class ComponentConformance:
     # ---- checks -----------------------------------------------------------------------------------
     def test_is_a_registrable_component(self) -> None:
         cls = self.component_class()
-        base = BASES[self.kind]
+        base = BY_NAME[self.kind].base_class()
         assert isinstance(cls, type) and issubclass(cls, base), f"{cls!r} is not a subclass of {base.__name__}"
         try:
             cls.check_component()
