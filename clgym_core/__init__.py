@@ -23,8 +23,8 @@ from clgym_core.kinds import KINDS
 __version__ = "0.1.0"
 
 _LAZY_MODULES = {
-    "trainer", "metrics", "data", "registry", "spec", "runner", "errors",
-    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing",
+    "trainer", "metrics", "data", "registry", "spec", "runner", "errors", "kinds", "optim", "settings",
+    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing", "build", "rundir",
 }
 _LAZY_NAMES = {
     "Benchmark": "clgym_core.benchmark",
@@ -32,7 +32,8 @@ _LAZY_NAMES = {
     "Backbone": "clgym_core.backbone",
     "MultiHead": "clgym_core.backbone",
     "Algorithm": "clgym_core.algorithm",
-    "OptimizerConfig": "clgym_core.algorithm",
+    "OptimizerConfig": "clgym_core.optim",
+    "TrainerSettings": "clgym_core.settings",
     "Callback": "clgym_core.callback",
     "ContinualTrainer": "clgym_core.trainer",
     "Params": "clgym_core.component",

@@ -7,47 +7,19 @@ the loop, devices, evaluation and events (CL-Gym paper, Section 3, Algorithm 1).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from clgym_core.backbone import Backbone
 from clgym_core.benchmark import Benchmark
 from clgym_core.component import Component, Params, validate_model, validate_params
 from clgym_core.data import Batch, DataSource, TaskData
+from clgym_core.optim import OptimizerConfig, build_optimizer
 
 if TYPE_CHECKING:
     from clgym_core.trainer import ContinualTrainer
-
-
-class OptimizerConfig(Params):
-    """The optimizer an algorithm builds for each task (``optimizer:`` in a run spec)."""
-
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = Field("sgd", description="torch.optim class.")
-    lr: float = Field(0.01, gt=0, description="Learning rate.")
-    momentum: float = Field(0.0, ge=0, description="Momentum (sgd, rmsprop).")
-    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
-    nesterov: bool = Field(False, description="Nesterov momentum (sgd).")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
-
-
-def build_optimizer(
-    parameters: Any, config: OptimizerConfig, lr: float | None = None
-) -> torch.optim.Optimizer:
-    """A ``torch.optim`` optimizer from ``config`` (``lr`` overrides the configured rate)."""
-    rate = config.lr if lr is None else lr
-    if config.name == "sgd":
-        return torch.optim.SGD(
-            parameters, lr=rate, momentum=config.momentum, weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-        )
-    if config.name == "adam":
-        return torch.optim.Adam(parameters, lr=rate, betas=config.betas, weight_decay=config.weight_decay)
-    if config.name == "adamw":
-        return torch.optim.AdamW(parameters, lr=rate, betas=config.betas, weight_decay=config.weight_decay)
-    return torch.optim.RMSprop(parameters, lr=rate, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 class Algorithm(Component):

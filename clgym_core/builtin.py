@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clgym_core.backbone import MLP
-from clgym_core.callback import ProgressBar
+from clgym_core.progress import ProgressBar
 from clgym_core.hookspecs import hookimpl
 from clgym_core.loggers import LOGGERS
 

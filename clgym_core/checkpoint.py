@@ -36,17 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from clgym_core.errors import ClgymError
+from clgym_core.errors import CheckpointError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_NAME = "checkpoint.prev.pt"
 FORMAT = "clgym-checkpoint"
 FORMAT_VERSION = 1
 _PLAIN = (str, int, float, bool, type(None))
-
-
-class CheckpointError(ClgymError):
-    """A checkpoint is missing, corrupt, foreign, or holds values it cannot store safely."""
 
 
 def check_plain(value: Any, where: str) -> None:

@@ -40,35 +40,32 @@ from pydantic import Field
 
 from clgym_core.callback import Callback
 from clgym_core.component import Params
-from clgym_core.errors import ClgymError
+from clgym_core.errors import ClgymError, RunDirError
+from clgym_core.plain import nan_to_null
+from clgym_core.rundir import RUN_FILES, inside, open_no_follow
 
 if TYPE_CHECKING:
-    from clgym_core.trainer import ContinualTrainer, Evaluation
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: NaN and infinities become null, tuples lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    from clgym_core.callback import Evaluation
+    from clgym_core.trainer import ContinualTrainer
 
 
 def _spec_dict(trainer: ContinualTrainer) -> dict[str, Any] | None:
-    spec = getattr(trainer, "spec", None)
-    return spec.model_dump(mode="json", exclude_none=True) if spec is not None else None
+    return trainer.run.spec
 
 
 def _spec_yaml(trainer: ContinualTrainer) -> str | None:
-    spec = getattr(trainer, "spec", None)
-    if spec is None:
-        return None
-    from clgym_core.spec import dump_spec
+    return trainer.run.spec_yaml
 
-    return dump_spec(spec)
+
+def log_folder(trainer: ContinualTrainer, configured: str | None, default: str, who: str) -> Path | None:
+    """Where a logger writes: ``configured`` (relative, inside the run directory) or ``default`` in it.
+
+    From the Python API (no run directory) a configured folder is used as given; with
+    neither there is nowhere to write (None).
+    """
+    if trainer.run_dir is None:
+        return Path(configured) if configured is not None else None
+    return inside(Path(trainer.run_dir), configured if configured is not None else default, f"callbacks: {who}.dir")
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -86,7 +83,9 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class FileLogParams(Params):
-    dir: str | None = Field(None, description="Folder of the log file (the run directory when unset).")
+    dir: str | None = Field(
+        None, description="Folder of the log file, relative to the run directory (the run directory when unset)."
+    )
 
 
 class _FileLog(Callback):
@@ -103,14 +102,24 @@ class _FileLog(Callback):
 
     def _open(self, trainer: ContinualTrainer) -> bool:
         """Open the file; True when it was continued rather than started."""
-        folder = self.params.dir or trainer.run_dir
+        folder = log_folder(trainer, self.params.dir, ".", self.name)
         if folder is None:
             # From the Python API there is no run directory: say so once and log nothing.
             warnings.warn(f"callback {self.name}: no folder to write to (set params.dir); logging nothing",
                           stacklevel=2)
             return False
-        self.path = Path(folder) / self.filename
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        name = Path(self.filename)
+        if name.name != self.filename or self.filename in ("", ".", ".."):
+            raise RunDirError(f"callbacks: {self.name}.filename: {self.filename!r} must be a plain file name")
+        if trainer.run_dir is not None and self.params.dir is None and self.filename in RUN_FILES - {type(self).filename}:
+            raise RunDirError(f"callbacks: {self.name}.filename: {self.filename!r} is a file the run itself writes")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"callbacks: {self.name}.dir: cannot create {folder} ({exc.strerror or exc})") from None
+        self.path = folder / self.filename
+        if trainer.run_dir is not None:
+            inside(Path(trainer.run_dir), self.path.relative_to(trainer.run_dir), f"callbacks: {self.name}.filename")
         resumed = trainer.resumed_from is not None
         if resumed and self._resume_offset is not None and self.path.exists():
             # Drop what the interrupted attempt wrote after the checkpoint.
@@ -119,8 +128,8 @@ class _FileLog(Callback):
                     handle.seek(self._resume_offset)
                     self._dropped = handle.read()
                 os.truncate(self.path, self._resume_offset)
-        # A resumed run appends (never clobbers earlier logs); a new one starts the file.
-        self._handle = open(self.path, "ab" if resumed else "wb", buffering=0)
+        # A resumed run appends (never clobbers earlier logs); a new one starts a file that must not exist yet.
+        self._handle = open_no_follow(self.path, append=resumed)
         return resumed
 
     def _write(self, text: str) -> None:
@@ -158,7 +167,7 @@ class JSONLinesLogger(_FileLog):
 
     def event(self, kind: str, **fields: Any) -> None:
         record = {"event": kind, "time": round(time.time(), 3), **fields}
-        self._write(json.dumps(_plain(record), allow_nan=False) + "\n")
+        self._write(json.dumps(nan_to_null(record), allow_nan=False) + "\n")
 
     def setup(self, trainer: ContinualTrainer) -> None:
         if self._open(trainer):
@@ -295,7 +304,9 @@ class TensorBoardLogger(ScalarLogger):
     name = "tensorboard"
 
     class Params(Params):
-        dir: str | None = Field(None, description="Log directory (RUN_DIR/tensorboard when unset).")
+        dir: str | None = Field(
+            None, description="Log directory, relative to the run directory (RUN_DIR/tensorboard when unset)."
+        )
 
     def __init__(self, params: Params | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
@@ -306,7 +317,7 @@ class TensorBoardLogger(ScalarLogger):
     def setup(self, trainer: ContinualTrainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        folder = self.params.dir or (Path(trainer.run_dir) / "tensorboard" if trainer.run_dir is not None else None)
+        folder = log_folder(trainer, self.params.dir, "tensorboard", self.name)
         if folder is None:
             # From the Python API there is no run directory: say so once and log nothing.
             warnings.warn(f"callback {self.name}: no folder to write to (set params.dir); logging nothing",

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clgym_core.errors import ClgymError
+from clgym_core.errors import ClgymError, ResultsError
 
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"
@@ -40,10 +40,6 @@ RUN_COLUMNS = ("run", "benchmark", "algorithm", "backbone", "seed", "num_tasks",
 # Spec fields that do not change what is learned: left out of the config hash.
 _NOT_CONFIG = {"seed", "name", "output_dir", "versions", "callbacks"}
 _NOT_TRAINER_CONFIG = {"device", "eval_batch_size", "progress", "checkpoint"}
-
-
-class ResultsError(ClgymError):
-    """Run directories are missing, empty or hold files that cannot be read."""
 
 
 def find_runs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:

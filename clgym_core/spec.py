@@ -8,23 +8,29 @@ version of every plugin used) is written into the run's output.
 
 from __future__ import annotations
 
+import copy
 import json
-import re
-import tomllib
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clgym_core.algorithm import OptimizerConfig
-from clgym_core.component import format_validation_error, validate_params
-from clgym_core.errors import RegistryError, SpecError
+from clgym_core.component import format_validation_error
+from clgym_core.errors import SpecError
+from clgym_core.optim import OptimizerConfig
+from clgym_core.settings import TrainerSettings
 
-if TYPE_CHECKING:
-    from clgym_core.registry import Registry
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: Bounds on what a spec file may expand to: YAML aliases can make a few hundred bytes
+#: describe billions of nodes ("billion laughs"), and deep nesting exhausts the stack.
+MAX_SPEC_NODES = 100_000
+MAX_SPEC_DEPTH = 64
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
 
 
@@ -50,39 +56,7 @@ class ComponentSpec(_Strict):
         return {} if value is None else value
 
 
-class TrainerSpec(_Strict):
-    """How the trainer runs (the engineering side)."""
-
-    epochs_per_task: int = Field(1, ge=1, description="Training epochs on each task.")
-    batch_size: int = Field(64, ge=1, description="Training batch size.")
-    eval_batch_size: int = Field(1024, ge=1, description="Evaluation batch size.")
-    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
-    shuffle: bool = Field(True, description="Shuffle training data every epoch (seeded).")
-    stop_on_nonfinite: bool = Field(True, description="Stop when the training loss becomes NaN or infinite.")
-    progress: bool = Field(True, description="Show a live progress display on stderr.")
-    num_threads: int | None = Field(
-        None, ge=1, description="CPU threads for torch (torch.set_num_threads); torch's default when unset."
-    )
-    checkpoint: bool = Field(True, description="Write RUN_DIR/checkpoint.pt after every task (clgym run --resume).")
-    mixed_precision: Literal["none", "bf16"] = Field(
-        "none", description="none, or bf16: autocast training steps and evaluation to bfloat16 (CUDA)."
-    )
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _mixed_precision(cls, value: Any) -> Any:
-        # YAML reads `no`/`off` as false.
-        if value is None or value is False:
-            return "none"
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not DEVICE_PATTERN.match(value):
-            raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
-        return value
+TrainerSpec = TrainerSettings  # the ``trainer:`` section (its own module: the trainer reads it too)
 
 
 class RunSpec(_Strict):
@@ -92,9 +66,9 @@ class RunSpec(_Strict):
     backbone: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="mlp"))
     algorithm: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="finetune"))
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     callbacks: list[ComponentSpec] = Field(default_factory=list, description="Callbacks to attach, in order.")
-    seed: int = Field(0, description="Seed of the run; the benchmark's seed defaults to it.")
+    seed: int = Field(0, ge=0, lt=2**63, description="Seed of the run; the benchmark's seed defaults to it.")
     output_dir: str = Field("runs", description="Parent folder of run directories (unless --out is given).")
     name: str | None = Field(None, description="Run name used in the run directory's name.")
     versions: dict[str, str] | None = Field(
@@ -117,6 +91,8 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -134,16 +110,53 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply (a spec needs at most {MAX_SPEC_DEPTH} levels)") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec must be a mapping at the top level, got {type(data).__name__}")
+    check_spec_size(data, str(path))
     return data
+
+
+def check_spec_size(data: Any, source: str) -> None:
+    """Refuse data that expands beyond :data:`MAX_SPEC_NODES` nodes or :data:`MAX_SPEC_DEPTH` levels.
+
+    YAML anchors make shared (or cyclic) sub-trees; they are counted as often as they
+    are referenced, without expanding them, so the check itself stays linear in the file.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: Any, depth: int) -> int:
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"{source}: nested too deeply (a spec needs at most {MAX_SPEC_DEPTH} levels)")
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in on_path:
+            raise SpecError(f"{source}: a YAML alias refers to itself; a spec must be a tree")
+        if key in sizes:
+            return sizes[key]
+        on_path.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_SPEC_NODES:
+                raise SpecError(f"{source}: expands to more than {MAX_SPEC_NODES} values "
+                                "(YAML aliases repeating data?); write the spec out plainly")
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data, 0)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML: numbers, booleans, lists) to a copy."""
-    result = json.loads(json.dumps(data, default=str)) if data else {}
+    result = copy.deepcopy(data) if data else {}
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -159,7 +172,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
-            elif isinstance(child, str) and part in {"benchmark", "backbone", "algorithm"}:
+            elif isinstance(child, str) and depth == 0 and part in SHORTHAND_FIELDS:
                 child = node[part] = {"name": child}
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
@@ -167,6 +180,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
             node = child
         node[parts[-1]] = value
     return result
+
+
+#: Top-level fields that may be written as just a name (``optimizer: adam``, ``algorithm: ewc``).
+SHORTHAND_FIELDS = frozenset(
+    name for name, f in RunSpec.model_fields.items() if f.annotation in (ComponentSpec, OptimizerConfig)
+)
 
 
 def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:
@@ -180,57 +199,6 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
     """Read, override and validate a spec file."""
     return parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
-
-
-def resolve_spec(spec: RunSpec, registry: Registry | None = None, source: str = "spec") -> RunSpec:
-    """Check every component name and params against the registry; return the spec with defaults filled.
-
-    The benchmark's ``seed`` defaults to the run's seed, and the backbone's
-    sizes default from the benchmark (``Backbone.defaults_from``).
-    """
-    from clgym_core.registry import get_registry
-
-    registry = registry or get_registry()
-
-    def lookup(kind: str, component: ComponentSpec, where: str) -> type:
-        try:
-            return registry.get(kind, component.name)
-        except RegistryError as exc:
-            raise RegistryError(f"{source}: {where}.name: {exc}") from None
-
-    def checked(kind: str, component: ComponentSpec, where: str, extra: dict[str, Any] | None = None) -> Any:
-        cls = lookup(kind, component, where)
-        values = {**(extra or {}), **component.params}
-        try:
-            params = validate_params(cls, values, where=f"{where}.params")
-        except SpecError as exc:
-            raise SpecError(f"{source}: {exc}") from None
-        return cls, params
-
-    bench_extra = {"seed": spec.seed} if "seed" in _fields(lookup("benchmark", spec.benchmark, "benchmark")) else {}
-    bench_cls, bench_params = checked("benchmark", spec.benchmark, "benchmark", bench_extra)
-    benchmark = bench_cls(bench_params)
-    backbone_cls = lookup("backbone", spec.backbone, "backbone")
-    _, backbone_params = checked("backbone", spec.backbone, "backbone", backbone_cls.defaults_from(benchmark))
-    _, algo_params = checked("algorithm", spec.algorithm, "algorithm")
-    callbacks = [checked("callback", cb, f"callbacks[{i}]")[1] for i, cb in enumerate(spec.callbacks)]
-
-    def dump(cls_kind: str, component: ComponentSpec, params: Any) -> ComponentSpec:
-        name = registry.info(cls_kind, component.name).name
-        return ComponentSpec(name=name, params=params.model_dump(mode="json", by_alias=True))
-
-    return spec.model_copy(
-        update={
-            "benchmark": dump("benchmark", spec.benchmark, bench_params),
-            "backbone": dump("backbone", spec.backbone, backbone_params),
-            "algorithm": dump("algorithm", spec.algorithm, algo_params),
-            "callbacks": [dump("callback", cb, p) for cb, p in zip(spec.callbacks, callbacks)],
-        }
-    )
-
-
-def _fields(cls: type) -> dict[str, Any]:
-    return cls.Params.model_fields
 
 
 def dump_spec(spec: RunSpec) -> str:

@@ -11,35 +11,41 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import platform
-import resource
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from clgym_core.algorithm import Algorithm
-from clgym_core.callback import STEP_HOOKS, Callback, MetricCollector, overrides
+from clgym_core.checkpoint import check_plain, rng_state, save_checkpoint, set_rng_state, to_device
+from clgym_core.callback import STEP_HOOKS, Callback, Evaluation, overrides
+from clgym_core.collector import MetricCollector
 from clgym_core.data import DataSource, TaskData, iterate_batches
-from clgym_core.errors import ClgymError
+from clgym_core.errors import CheckpointError, ClgymError, NonFiniteLossError
+from clgym_core.resources import peak_gpu_memory_mb, peak_host_memory_mb
+from clgym_core.settings import MIXED_PRECISION, TrainerSettings
+
+__all__ = ["ContinualTrainer", "Evaluation", "NonFiniteLossError", "RunContext", "TrainerSettings"]
 
 
-MIXED_PRECISION = ("none", "bf16")
+@dataclass(frozen=True)
+class RunContext:
+    """What the trainer must know about the run it belongs to, passed in by whoever runs it.
 
+    ``run_dir`` is where the run's files go (None from the Python API: nothing is written);
+    ``spec`` is the resolved spec as plain data, ``spec_yaml`` the same as ``spec.yaml`` holds it.
+    """
 
-class NonFiniteLossError(ClgymError):
-    """The training loss became NaN or infinite."""
-
-
-def peak_host_memory_mb() -> float:
-    """Peak resident memory of this process in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    run_dir: Path | None = None
+    spec: dict[str, Any] | None = field(default=None, compare=False)
+    spec_yaml: str | None = field(default=None, compare=False)
 
 
 def check_mixed_precision(mode: str, device: torch.device) -> None:
@@ -95,14 +101,6 @@ def derived_seed(seed: int, *parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Per-task results of one evaluation pass: accuracy in percent (NaN for regression) and mean loss."""
-
-    accuracy: list[float]
-    loss: list[float]
-
-
 class ContinualTrainer:
     """Trains an algorithm on its benchmark's tasks in order, evaluating every task after each one.
 
@@ -125,34 +123,39 @@ class ContinualTrainer:
     def __init__(
         self,
         algorithm: Algorithm,
+        settings: TrainerSettings | dict[str, Any] | None = None,
         callbacks: Sequence[Callback] | None = None,
-        epochs_per_task: int = 1,
-        batch_size: int = 64,
-        eval_batch_size: int = 1024,
-        device: str | torch.device = "auto",
+        *,
         seed: int = 0,
-        shuffle: bool = True,
-        stop_on_nonfinite: bool = True,
-        checkpoint: bool = False,
-        mixed_precision: str = "none",
+        run: RunContext | None = None,
+        **options: Any,
     ) -> None:
-        if epochs_per_task < 1:
-            raise ValueError(f"epochs_per_task must be >= 1, got {epochs_per_task}")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch sizes must be positive")
+        """``settings`` (or keyword ``options`` such as ``epochs_per_task=3``) say how to train.
+
+        From the Python API nothing is written and checkpoints are off unless ``run``
+        names a run directory; ``clgym run`` passes the resolved spec's settings and its run.
+        """
+        if options:
+            if settings is not None:
+                raise TypeError("pass either settings or keyword options, not both")
+            settings = {"checkpoint": False, "progress": False, **options}
+        if settings is None:
+            settings = TrainerSettings(checkpoint=False, progress=False)
+        try:
+            self.settings = settings if isinstance(settings, TrainerSettings) else TrainerSettings(**settings)
+        except ValueError as exc:  # pydantic's ValidationError: name the field in one line
+            from clgym_core.component import format_validation_error
+
+            raise ClgymError(f"trainer: {format_validation_error(exc, 'trainer')}") from None
+        self.run = run if run is not None else RunContext()
+        if self.settings.checkpoint and self.run.run_dir is None and options.get("checkpoint"):
+            raise ValueError("checkpoint=True needs a run directory: pass run=RunContext(run_dir=...)")
         self.algorithm = algorithm
         self.benchmark = algorithm.benchmark
         self.backbone = algorithm.backbone
-        self.epochs_per_task = int(epochs_per_task)
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size)
-        self.device = resolve_device(device)
+        self.device = resolve_device(self.settings.device)
+        check_mixed_precision(self.settings.mixed_precision, self.device)
         self.seed = int(seed)
-        self.shuffle = shuffle
-        self.stop_on_nonfinite = stop_on_nonfinite
-        self.checkpoint = checkpoint
-        check_mixed_precision(mixed_precision, self.device)
-        self.mixed_precision = mixed_precision
         self.metrics = MetricCollector()
         self.callbacks: list[Callback] = [self.metrics, *(callbacks or [])]
         self.completed_tasks = 0
@@ -160,8 +163,6 @@ class ContinualTrainer:
         self.current_epoch = 0
         self.steps_per_epoch = 0
         self.global_step = 0
-        self.run_dir: Any = None  # set by the runner: where callbacks may write files
-        self.spec: Any = None  # the resolved RunSpec, when the runner built this trainer
         self.resumed_from: int | None = None  # tasks finished before this process took over
         self.wall_seconds_before = 0.0  # training wall time spent before a resume
         self.peak_memory_before_mb = 0.0
@@ -170,6 +171,33 @@ class ContinualTrainer:
         self._resume_state: dict[str, Any] | None = None
         self._test_data: list[DataSource] = []
         self._step_callbacks: dict[str, list[Callback]] = {}
+
+    # ---- settings, read-only ----------------------------------------------------------------------
+    @property
+    def epochs_per_task(self) -> int:
+        return self.settings.epochs_per_task
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.settings.eval_batch_size
+
+    @property
+    def mixed_precision(self) -> str:
+        return self.settings.mixed_precision
+
+    @property
+    def run_dir(self) -> Path | None:
+        """Where callbacks may write files (None from the Python API)."""
+        return self.run.run_dir
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether a checkpoint is written after every task (needs a run directory)."""
+        return self.settings.checkpoint and self.run.run_dir is not None
 
     # ---- description ---------------------------------------------------------------------------
     @property
@@ -181,20 +209,18 @@ class ContinualTrainer:
         return self.benchmark.problem
 
     # ---- events ---------------------------------------------------------------------------------
-    def call(self, hook: str, *args: Any) -> None:
-        """Dispatch ``hook`` to every callback (per-step hooks only to those that define them)."""
-        targets = self._step_callbacks.get(hook) if hook in STEP_HOOKS else self.callbacks
-        for callback in targets if targets is not None else self.callbacks:
-            getattr(callback, hook)(self, *args)
-
     def add_callback(self, callback: Callback) -> None:
+        """Attach ``callback`` (before :meth:`fit`)."""
         self.callbacks.append(callback)
+
+    def call(self, hook: str, *args: Any) -> None:
+        """Dispatch ``hook`` to every callback (the per-step hooks go straight to those that define them)."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     # ---- the run --------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train on every remaining task; returns the summary metrics."""
-        if self.checkpoint and self.run_dir is None:
-            raise ValueError("checkpoint=True needs trainer.run_dir: the folder to write checkpoint.pt in")
         self._step_callbacks = {h: [c for c in self.callbacks if overrides(c, h)] for h in STEP_HOOKS}
         self._fit_started = time.perf_counter()
         try:
@@ -209,11 +235,15 @@ class ContinualTrainer:
                 self._run_task(task)
             self.call("on_fit_end")
         except BaseException as exc:
+            failures = []
             for callback in self.callbacks:
                 try:
                     callback.on_exception(self, exc)
-                except Exception:  # a failing callback must not mask the original error
-                    pass
+                except Exception as hook_error:  # a failing callback must not mask the original error
+                    failures.append(f"callback {callback.name or type(callback).__name__}.on_exception failed: "
+                                    f"{type(hook_error).__name__}: {' '.join(str(hook_error).split())}")
+            for line in failures:  # said after the original error is on its way, never instead of it
+                sys.stderr.write(f"warning: {line}\n")
             raise
         finally:
             for callback in self.callbacks:
@@ -246,8 +276,8 @@ class ContinualTrainer:
             self.current_epoch = epoch
             self.call("on_train_epoch_start", task, epoch)
             generator = torch.Generator().manual_seed(derived_seed(self.seed, "shuffle", task, epoch))
-            self._run_epoch(task, epoch, iterate_batches(data, self.batch_size, self.shuffle, generator, self.device),
-                            optimizer)
+            batches = iterate_batches(data, self.batch_size, self.settings.shuffle, generator, self.device)
+            self._run_epoch(task, epoch, batches, optimizer)
             self.algorithm.train_epoch_end(task, epoch)
             self.call("on_train_epoch_end", task, epoch)
         del data
@@ -266,7 +296,7 @@ class ContinualTrainer:
         start_hooks = self._step_callbacks["on_train_batch_start"]
         end_hooks = self._step_callbacks["on_train_batch_end"]
         # First non-finite step, tracked on the device so that no step waits for the host.
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.stop_on_nonfinite else None
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.settings.stop_on_nonfinite else None
         for step, batch in enumerate(batches):
             for callback in start_hooks:
                 callback.on_train_batch_start(self, batch, step)
@@ -343,28 +373,31 @@ class ContinualTrainer:
         running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
         return self.wall_seconds_before + running
 
+    def peak_memory_mb(self) -> float:
+        """Peak resident host memory in MiB, including before a resume."""
+        return max(self.peak_memory_before_mb, peak_host_memory_mb())
+
     def peak_gpu_memory_mb(self) -> float | None:
         """Peak CUDA memory allocated by tensors in MiB (None off CUDA), including before a resume."""
-        if self.device.type != "cuda":
-            return None
-        peak = torch.cuda.max_memory_allocated(self.device) / 2**20
-        return max(peak, self.peak_gpu_memory_before_mb or 0.0)
+        peak = peak_gpu_memory_mb(self.device)
+        return None if peak is None else max(peak, self.peak_gpu_memory_before_mb or 0.0)
 
     def _callback_keys(self) -> list[str]:
-        """A stable key per callback: its registry name, numbered when it appears more than once."""
-        seen: dict[str, int] = {}
+        """A stable key per callback, independent of order: its registry name, plus its params when the
+        same name appears more than once (two CSV loggers writing different files)."""
+        names = [getattr(c, "name", "") or type(c).__name__ for c in self.callbacks]
         keys = []
-        for callback in self.callbacks:
-            base = getattr(callback, "name", "") or type(callback).__name__
-            seen[base] = seen.get(base, 0) + 1
-            keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+        for name, callback in zip(names, self.callbacks):
+            if names.count(name) == 1:
+                keys.append(name)
+                continue
+            params = getattr(callback, "params", None)
+            plain = params.model_dump(mode="json") if hasattr(params, "model_dump") else {}
+            keys.append(f"{name}:{json.dumps(plain, sort_keys=True)}")
         return keys
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to continue after the last finished task (tensors and plain values only)."""
-        from clgym_core.checkpoint import rng_state
-        from clgym_core.spec import dump_spec
-
         callbacks = {}
         for key, callback in zip(self._callback_keys(), self.callbacks):
             state = callback.state_dict()
@@ -380,28 +413,26 @@ class ContinualTrainer:
             "trainer": {
                 "global_step": self.global_step,
                 "wall_seconds": self.wall_seconds,
-                "peak_memory_mb": max(self.peak_memory_before_mb, peak_host_memory_mb()),
+                "peak_memory_mb": self.peak_memory_mb(),
                 "peak_gpu_memory_mb": self.peak_gpu_memory_mb(),
             },
             "rng": rng_state(),
-            "spec": dump_spec(self.spec) if self.spec is not None else None,
+            "spec": self.run.spec_yaml,
             "device": str(self.device),
             "python": platform.python_version(),
             "torch": str(torch.__version__),
         }
 
     def _save_checkpoint(self) -> None:
-        if not self.checkpoint:
+        if not self.checkpointing:
             return
-        from clgym_core.checkpoint import check_plain, save_checkpoint
-
         state = self.checkpoint_state()
         # Name the component whose state cannot be stored safely, at the first checkpoint.
         algorithm = self.algorithm.name or type(self.algorithm).__name__
         check_plain(state["algorithm"], f"algorithm {algorithm}: state_dict()")
         for key, value in state["callbacks"].items():
             check_plain(value, f"callback {key}: state_dict()")
-        save_checkpoint(state, Path(self.run_dir))
+        save_checkpoint(state, Path(self.run.run_dir))
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint (what :func:`clgym_core.checkpoint.load_checkpoint` returned).
@@ -409,35 +440,45 @@ class ContinualTrainer:
         Counters are set now; weights, algorithm and callback states and RNG states
         are applied when :meth:`fit` has moved the model to its device.
         """
-        from clgym_core.checkpoint import CheckpointError
-
-        if int(state["num_tasks"]) != self.num_tasks:
-            raise CheckpointError(
-                f"checkpoint is for {state['num_tasks']} tasks but the benchmark has {self.num_tasks}"
-            )
-        self.completed_tasks = int(state["completed_tasks"])
-        self.resumed_from = self.completed_tasks
-        self.global_step = int(state["trainer"]["global_step"])
-        self.wall_seconds_before = float(state["trainer"]["wall_seconds"])
-        self.peak_memory_before_mb = float(state["trainer"].get("peak_memory_mb", 0.0))
-        self.peak_gpu_memory_before_mb = state["trainer"].get("peak_gpu_memory_mb")
+        try:
+            num_tasks = int(state["num_tasks"])
+            completed = int(state["completed_tasks"])
+            counters = state["trainer"]
+            global_step = int(counters["global_step"])
+            wall_seconds = float(counters["wall_seconds"])
+            peak_memory = float(counters.get("peak_memory_mb") or 0.0)
+            peak_gpu = counters.get("peak_gpu_memory_mb")
+            peak_gpu = None if peak_gpu is None else float(peak_gpu)
+            if not isinstance(state["callbacks"], dict) or not isinstance(state["rng"], dict):
+                raise TypeError("callbacks and rng must be mappings")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint holds malformed fields ({type(exc).__name__}: {exc})") from None
+        if num_tasks != self.num_tasks:
+            raise CheckpointError(f"checkpoint is for {num_tasks} tasks but the benchmark has {self.num_tasks}")
+        if not 0 <= completed <= num_tasks:
+            raise CheckpointError(f"checkpoint says {completed} of {num_tasks} tasks are finished")
+        self.completed_tasks = completed
+        self.resumed_from = completed
+        self.global_step = global_step
+        self.wall_seconds_before = wall_seconds
+        self.peak_memory_before_mb = peak_memory
+        self.peak_gpu_memory_before_mb = peak_gpu
         self._resume_state = state
 
     def _apply_resume_state(self, state: dict[str, Any]) -> None:
-        from clgym_core.checkpoint import CheckpointError, set_rng_state, to_device
-
         try:
             self.backbone.load_state_dict(state["backbone"])
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"checkpoint does not fit the backbone ({first})") from None
-        self.algorithm.load_state_dict(to_device(state["algorithm"], self.device))
+        name = self.algorithm.name or type(self.algorithm).__name__
+        _restore(f"algorithm {name}", self.algorithm.load_state_dict, to_device(state["algorithm"], self.device))
         self.algorithm.current_task = self.completed_tasks
         saved = state["callbacks"]
         for key, callback in zip(self._callback_keys(), self.callbacks):
             if key in saved:
-                callback.load_state_dict(saved[key])
-        set_rng_state(state["rng"])
+                _restore(f"callback {key}", callback.load_state_dict, saved[key])
+        _restore("random number generators", set_rng_state, state["rng"])
 
     # ---- results --------------------------------------------------------------------------------
     @property
@@ -451,3 +492,14 @@ class ContinualTrainer:
 
     def summary(self) -> dict[str, float]:
         return self.metrics.summary()
+
+
+def _restore(what: str, load: Any, state: Any) -> None:
+    """``load(state)``; a state that does not fit is a one-line :class:`CheckpointError` naming ``what``."""
+    try:
+        load(state)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"checkpoint does not fit the {what} ({type(exc).__name__}: {first})") from None

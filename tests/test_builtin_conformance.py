@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clgym_core.backbone import MLP
-from clgym_core.callback import ProgressBar
+from clgym_core.progress import ProgressBar
 from clgym_core.loggers import CSVLogger, JSONLinesLogger
 from clgym_core.testing import BackboneConformance, BenchmarkConformance, CallbackConformance, SyntheticBlobs
 

@@ -15,7 +15,7 @@ from clgym_core.backbone import MLP
 from clgym_core.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from clgym_core.data import TaskData
 from clgym_core.testing import SyntheticBlobs
-from clgym_core.trainer import ContinualTrainer
+from clgym_core.trainer import ContinualTrainer, RunContext
 
 
 def minimal(tasks: int, weight: float) -> dict:
@@ -134,8 +134,7 @@ class _MemoryAsTaskData(Algorithm):
 def test_trainer_names_the_algorithm_whose_state_is_not_storable(tmp_path):
     bench = SyntheticBlobs(num_tasks=2, train_examples=16, test_examples=8)
     algo = _MemoryAsTaskData(MLP(input_size=8, hidden_sizes=[8], output_size=2), bench)
-    trainer = ContinualTrainer(algo, batch_size=8, device="cpu", checkpoint=True)
-    trainer.run_dir = tmp_path
+    trainer = ContinualTrainer(algo, batch_size=8, device="cpu", checkpoint=True, run=RunContext(run_dir=tmp_path))
     expected = r"algorithm memory_as_taskdata: state_dict\(\)\['memory'\] is a TaskData"
     with pytest.raises(CheckpointError, match=expected):
         trainer.fit()
@@ -148,8 +147,7 @@ def test_trainer_checkpoint_restores_weights_and_counters(tmp_path):
         bench = SyntheticBlobs(num_tasks=2, train_examples=16, test_examples=8)
         return Algorithm(MLP(input_size=8, hidden_sizes=[8], output_size=2), bench)
 
-    trainer = ContinualTrainer(build(), batch_size=8, device="cpu", checkpoint=True)
-    trainer.run_dir = tmp_path
+    trainer = ContinualTrainer(build(), batch_size=8, device="cpu", checkpoint=True, run=RunContext(run_dir=tmp_path))
     trainer.fit()
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)  # plain torch can read it safely
     assert state["completed_tasks"] == 2 and state["trainer"]["global_step"] == 4

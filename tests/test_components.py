@@ -10,7 +10,7 @@ from rich.console import Console
 
 from clgym_core.algorithm import Algorithm, OptimizerConfig, build_optimizer
 from clgym_core.backbone import MLP
-from clgym_core.callback import ProgressBar
+from clgym_core.progress import ProgressBar
 from clgym_core.component import Component, Params
 from clgym_core.errors import SpecError
 from clgym_core.testing import SyntheticBlobs

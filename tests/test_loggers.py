@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clgym_core import loggers, runner
+from clgym_core import loggers, rundir, runner
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
 from clgym_core.errors import ClgymError
@@ -40,7 +40,7 @@ SPEC = {
 @pytest.fixture(scope="module")
 def registry():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "write_plots", lambda result: None)
+        patch.setattr(rundir, "write_plots", lambda *args: None)
         with isolated_registry({"loggers_test": make_plugin(benchmarks=[SyntheticBlobs], algorithms=[Plain])}) as reg:
             yield reg
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from clgym_core import runner
+from clgym_core import rundir, runner
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
 from clgym_core.checkpoint import load_checkpoint
@@ -66,7 +66,7 @@ def test_option_off_lets_the_run_go_on():
 
 
 def test_cli_reports_nan_on_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "write_plots", lambda result: None)
+    monkeypatch.setattr(rundir, "write_plots", lambda *args: None)
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "benchmark: {name: synthetic_blobs, params: {num_tasks: 3, train_examples: 48, test_examples: 16}}\n"

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from clgym_core.cli import app
-from clgym_core.spec import load_spec, resolve_spec
+from clgym_core.build import resolve_spec
+from clgym_core.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

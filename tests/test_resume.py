@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from clgym_core import runner
+from clgym_core import rundir, runner
 from clgym_core.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, load_checkpoint
 from clgym_core.cli import app
 from clgym_core.runner import resume_run, run_spec
@@ -41,7 +41,7 @@ SUPPORT_FILE = Path(__file__).with_name("resume_support.py")
 @pytest.fixture(scope="module")
 def registry():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "write_plots", lambda result: None)  # matplotlib is not what these tests check
+        patch.setattr(rundir, "write_plots", lambda *args: None)  # matplotlib is not what these tests check
         with isolated_registry({"resume_test": support.plugin()}) as reg:
             yield reg
 

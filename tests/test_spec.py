@@ -10,7 +10,8 @@ import pytest
 from clgym_core.algorithm import Algorithm
 from clgym_core.component import Params
 from clgym_core.errors import RegistryError, SpecError
-from clgym_core.spec import apply_overrides, dump_spec, load_spec, parse_spec, read_spec_file, resolve_spec
+from clgym_core.build import resolve_spec
+from clgym_core.spec import apply_overrides, dump_spec, load_spec, parse_spec, read_spec_file
 from clgym_core.testing import SyntheticBlobs, isolated_registry, make_plugin
 from pydantic import Field
 

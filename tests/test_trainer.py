@@ -10,7 +10,8 @@ import torch
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
-from clgym_core.callback import HOOKS, Callback, MetricCollector
+from clgym_core.callback import HOOKS, Callback
+from clgym_core.collector import MetricCollector
 from clgym_core.errors import ClgymError
 from clgym_core.runner import run_spec
 from clgym_core.spec import parse_spec

@@ -10,9 +10,11 @@ from rich.columns import Columns
 from rich.table import Table
 
 from clgym_core.cli.common import INTERRUPTED, console, err_console, fmt, matrix_table
-from clgym_core.errors import ClgymError
+from clgym_core.build import build, resolve
+from clgym_core.errors import ClgymError, RunDirError
+from clgym_core.rundir import RUN_MARKERS
 from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
-from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file, resolve_spec
+from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file
 
 QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
 
@@ -24,10 +26,9 @@ def validate(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Check a spec: fields, component names and parameters, then build its components; loads no data."""
-    from clgym_core.runner import build_components
-
-    spec = resolve_spec(load_spec(spec_path, overrides), source=str(spec_path))
-    build_components(spec)  # the checks a component makes of its settings when it is built
+    resolved = resolve(load_spec(spec_path, overrides), source=str(spec_path))
+    build(resolved)  # the checks a component, the device and the optimizer make when they are built
+    spec = resolved.spec
     console.print(
         f"{spec_path}: ok: benchmark {spec.benchmark.name}, backbone {spec.backbone.name}, "
         f"algorithm {spec.algorithm.name}, {spec.trainer.epochs_per_task} epoch(s) per task, seed {spec.seed}",
@@ -65,7 +66,7 @@ def run(
             _quickstart(overrides, out, progress)
             return
         spec = load_spec(spec_path, overrides)
-        result = run_spec(spec, out_dir=out, progress=progress and spec.trainer.progress)
+        result = run_spec(spec, out_dir=out, progress=None if progress else False, source=str(spec_path))
         show_result(result)
     except RunInterrupted as stop:
         if stop.resumable:
@@ -100,25 +101,28 @@ def _resume(run_dir: Path, progress: bool) -> None:
 
 def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -> None:
     """Every spec in the packaged quickstart folder, one after another, compared side by side."""
-    specs: list[tuple[str, RunSpec]] = []
+    specs: list[tuple[str, RunSpec, Path]] = []
     for path in sorted(QUICKSTART_DIR.glob("*.yaml")):
         spec = parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
         try:
-            resolve_spec(spec, source=str(path))
+            resolve(spec, source=str(path))
         except ClgymError as exc:
             err_console.print(f"skipping quickstart {path.stem}: {exc}", markup=False)
             continue
-        specs.append((path.stem, spec))
+        specs.append((path.stem, spec, path))
     if not specs:
         raise ClgymError(
             "the quickstart needs the clgym-toy and clgym-algos plugins; "
             "install them (pip install clgym-toy clgym-algos) or pass a spec: clgym run SPEC"
         )
+    if out is not None and any((out / marker).exists() for marker in RUN_MARKERS):
+        raise RunDirError(f"--out {out}: holds a run; the quickstart writes one folder per method into --out, "
+                          "so choose a new or empty directory")
     results = []
-    for label, spec in specs:
+    for label, spec, path in specs:
         console.print(f"[bold]quickstart: {label}[/bold]")
         run_dir = out / label if out is not None else None
-        results.append((label, run_spec(spec, out_dir=run_dir, progress=progress and spec.trainer.progress)))
+        results.append((label, run_spec(spec, out_dir=run_dir, progress=None if progress else False, source=str(path))))
     show_comparison(results)
 
 

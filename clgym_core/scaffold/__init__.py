@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from clgym_core.errors import ClgymError
+from clgym_core.errors import ScaffoldError
 from clgym_core.kinds import KIND_NAMES, kind_named
 
 __all__ = ["PluginNames", "ScaffoldError", "new_plugin", "plugin_names"]
@@ -31,10 +31,6 @@ CONFORMANCE = {
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEYWORDS = {"test", "tests", "plugin", "clgym", "clgym_core"}
-
-
-class ScaffoldError(ClgymError):
-    """A plugin cannot be generated (bad name or kind, target folder in use)."""
 
 
 @dataclass(frozen=True)

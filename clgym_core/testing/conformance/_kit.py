@@ -4,13 +4,14 @@ The kit runs every component inside a tiny, fully known setup: the
 :class:`~clgym_core.testing.SyntheticBlobs` benchmark, the built-in ``mlp``
 backbone and :class:`KitFinetune` (plain sequential training), each swapped for
 the component under test where that is the point. Runs are built the way
-``clgym run`` builds them (``resolve_spec`` -> ``build_components`` ->
+``clgym run`` builds them (``resolve`` -> ``build`` ->
 ``build_trainer``) in an isolated registry, so installed plugins never leak in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from clgym_core.component import Params, summary_line, validate_params
 from clgym_core.errors import SpecError
 from clgym_core.kinds import BY_NAME
 from clgym_core.registry import Registry
-from clgym_core.runner import Components, build_components, build_trainer
-from clgym_core.spec import RunSpec, parse_spec, resolve_spec
+from clgym_core.build import Components, build, build_trainer, resolve
+from clgym_core.spec import RunSpec, parse_spec
 from clgym_core.testing.synthetic import SyntheticBlobs
 from clgym_core.trainer import ContinualTrainer
 
@@ -176,15 +177,17 @@ def build_run(
     """Build a run as ``clgym run`` does; ``init_seed`` seeds the model initialisation differently."""
     if not isinstance(spec, RunSpec):
         spec = parse_spec(dict(spec), "conformance spec")
-    resolved = resolve_spec(spec, registry, source="conformance spec")
-    to_build = resolved if init_seed is None else resolved.model_copy(update={"seed": init_seed})
-    components = build_components(to_build, registry)
-    trainer = build_trainer(resolved, components, progress=False)
+    # The kit takes its checkpoints itself, at the points it tests.
+    spec = spec.model_copy(update={"trainer": spec.trainer.model_copy(update={"checkpoint": False})})
+    resolved = resolve(spec, registry, source="conformance spec")
+    to_build = resolved
+    if init_seed is not None:
+        to_build = dataclasses.replace(resolved, spec=resolved.spec.model_copy(update={"seed": init_seed}))
+    components = build(to_build)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-    trainer.run_dir = run_dir
-    trainer.checkpoint = False  # the kit takes its checkpoints itself, at the points it tests
-    return KitRun(resolved, components, trainer)
+    trainer = build_trainer(resolved, components, run_dir)
+    return KitRun(resolved.spec, components, trainer)
 
 
 def merged(*parts: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ class CallbackConformance(ComponentConformance):
     def test_runs_from_a_spec_through_the_runner(self, tmp_path: Path) -> None:
         cls = self.component_class()
         with kit_registry(self.kind, cls) as registry:
-            result = run_spec(parse_spec(self.spec()), out_dir=tmp_path / "run", progress=False, registry=registry)
+            result = run_spec(parse_spec(self.spec()), out_dir=tmp_path / "run", registry=registry)
         assert any(type(c) is cls for c in result.trainer.callbacks), "the spec's callback was not attached"
         check_matrix(result.accuracy_matrix, 2, "accuracy matrix")
         assert (tmp_path / "run" / "metrics.json").exists()

@@ -23,7 +23,8 @@ def test_components_follow_the_house_rules():
 
 
 def test_a_run_spec_resolves_cnn1d_sizes_from_pamap2():
-    from clgym_core.spec import parse_spec, resolve_spec
+    from clgym_core.build import resolve_spec
+    from clgym_core.spec import parse_spec
 
     spec = parse_spec({
         "benchmark": {"name": "pamap2", "params": {"channels": ["ankle"], "window_length": 128, "root": "/x"}},
