@@ -46,23 +46,36 @@ def _open(path: Path) -> BinaryIO:
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc}); {_FIX}") from None
 
 
-def _read(path: Path, stream: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes of ``stream``; read or decompression failures become a DataError naming ``path``."""
+_CHUNK = 1 << 20
+
+
+def _read(path: Path, stream: BinaryIO, size: int) -> bytearray:
+    """Up to ``size`` bytes of ``stream``; read or decompression failures become a DataError naming ``path``.
+
+    Read in chunks: ``read(size)`` would reserve ``size`` bytes up front, however
+    little the stream holds.
+    """
+    out = bytearray()
     try:
-        return stream.read(size)
+        while len(out) < size:
+            chunk = stream.read(min(size - len(out), _CHUNK))
+            if not chunk:
+                break
+            out += chunk
     except (OSError, EOFError, zlib.error) as exc:  # gzip raises these for truncated, corrupt or non-gzip files
         text = " ".join(str(exc).split())
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {text}); {_FIX}") from None
+    return out
 
 
-def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+def _read_bytes(path: Path, limit: int | None = None) -> bytearray:
     """The whole (decompressed) content of ``path``, refused when it holds more than ``limit`` bytes."""
     limit = MAX_FILE_BYTES if limit is None else limit
     with _open(path) as stream:
         size = None if path.suffix == ".gz" else os.fstat(stream.fileno()).st_size
         if size is not None and size > limit:
             raise DataError(f"{path}: {size} bytes, more than the {limit} a data file may hold; is it the right file?")
-        data = _read(path, stream, limit + 1)  # never decompress more than the limit
+        data = _read(path, stream, limit + 1 if size is None else size)  # never decompress more than the limit
     if len(data) > limit:
         raise DataError(f"{path}: decompresses to more than the {limit} bytes a data file may hold; {_FIX}")
     return data
@@ -75,7 +88,9 @@ def _idx_dims(path: Path, stream: BinaryIO, ndim: int) -> tuple[int, ...]:
         raise DataError(f"{path}: only {len(head)} bytes, too short for an IDX header; {_FIX}")
     expected_magic = f"0000{_IDX_UBYTE:02x}{ndim:02x}"
     if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()}, expected {expected_magic}); {_FIX}")
+        raise DataError(
+            f"{path}: not an unsigned-byte IDX file (magic {head.hex()}, expected {expected_magic}); {_FIX}"
+        )
     if head[2] != _IDX_UBYTE:
         raise DataError(
             f"{path}: IDX file of {_IDX_TYPES[head[2]]} values (magic {head.hex()}), expected unsigned bytes "
@@ -130,8 +145,7 @@ def read_idx(path: str | Path, ndim: int, max_bytes: int | None = None) -> torch
                 f"{path}: longer than its header says: header announces shape {dims} ({expected} bytes) but the "
                 f"file decompresses to more; {_FIX}"
             )
-    array = np.frombuffer(data, dtype=np.uint8).reshape(dims)
-    return torch.from_numpy(array.copy())
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).reshape(dims))  # a bytearray: writable, no copy
 
 
 def read_idx_pair(
