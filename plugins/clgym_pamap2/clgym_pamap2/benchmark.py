@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,7 +22,13 @@ from clgym_pamap2.dataset import (
     PROTOCOL_ACTIVITIES,
     SUBJECTS,
 )
-from clgym_pamap2.preprocess import SubjectWindows, channel_statistics, subject_windows, window_step
+from clgym_pamap2.preprocess import (
+    SubjectWindows,
+    channel_statistics,
+    channels_without_values,
+    subject_windows,
+    window_step,
+)
 
 
 class PAMAP2Params(BenchmarkParams):
@@ -126,6 +133,19 @@ class PAMAP2Params(BenchmarkParams):
                     f"{tasks} task(s) of {self.classes_per_task} activities need more than the {len(acts)} activities"
                 )
         return self
+
+
+def _describe_channels(channels: list[str]) -> str:
+    """Channel names for a message, with the three axes of one sensor shortened to the sensor (``hand_gyro``)."""
+    out: list[str] = []
+    for name in channels:
+        sensor, _, axis = name.rpartition("_")
+        if axis in ("x", "y", "z") and sensor and all(f"{sensor}_{a}" in channels for a in "xyz"):
+            if sensor not in out:
+                out.append(sensor)
+        else:
+            out.append(name)
+    return ", ".join(out)
 
 
 def resolved_activities(params: PAMAP2Params) -> list[int]:
@@ -243,8 +263,8 @@ class PAMAP2(Benchmark):
             found = dataset.download(root, p.download_sha256)
         if found is None:
             raise DataError(
-                f"pamap2: no PAMAP2_Dataset/Protocol/ folder under {root}; set benchmark.params.root to the "
-                "extracted UCI release, or download: true"
+                f"pamap2: no PAMAP2_Dataset/Protocol/ folder under {root}; set benchmark.params.root (or "
+                "$CLGYM_DATA) to the extracted UCI release, or download: true"
             )
         return found
 
@@ -272,6 +292,10 @@ class PAMAP2(Benchmark):
             base = Path(p.cache_dir).expanduser() if p.cache_dir else cache.default_cache_dir()
             path = base / "pamap2" / f"subject{subject}-{key}.pt"
             data = cache.load(path)
+            problem = None if data is None else data.problem(len(pre["columns"]), pre["window_length"])
+            if problem is not None:
+                warnings.warn(f"pamap2: ignoring cache file {path} ({problem}); rebuilding it", stacklevel=2)
+                data = None
         if data is None:
             recordings = [dataset.read_recording(f) for f in files]
             data = subject_windows(
@@ -280,8 +304,35 @@ class PAMAP2(Benchmark):
             )
             if path is not None:
                 cache.save(path, data)
+        self._check_channels(subject, data, files)
         self._subjects[subject] = data
         return data
+
+    def _check_channels(self, subject: int, data: SubjectWindows, files: list[Path]) -> None:
+        """Refuse a subject none of whose selected channels has a value; warn about the channels it lacks.
+
+        A subject that lost a sensor (an IMU's batteries, its radio link) is real
+        data: the run goes on, its missing channels become the training mean,
+        and the warning says so. A subject with no value in any selected channel
+        would be a task the model can only guess (it would score at chance and
+        pass for forgetting), so it is an error.
+        """
+        missing = [self.channels[i] for i in channels_without_values(data, self.activities)]
+        if not missing:
+            return
+        where = ", ".join(f.name if f.parent.name == "Protocol" else f"{f.parent.name}/{f.name}" for f in files)
+        if len(missing) == len(self.channels):
+            raise DataError(
+                f"pamap2: subject {subject}: every selected channel ({_describe_channels(missing)}) is missing "
+                f"(NaN) throughout its training data in {where}; its task could only score at chance: drop "
+                "it from benchmark.params.subjects or select other channels"
+            )
+        warnings.warn(
+            f"pamap2: subject {subject}: channels {_describe_channels(missing)} are missing (NaN) throughout its "
+            f"training data in {where}; they are filled with the training mean (drop the subject from "
+            "benchmark.params.subjects, or the channels from channels, to avoid this)",
+            stacklevel=2,
+        )
 
     def _split_counts(self, data: SubjectWindows, acts: list[int]) -> tuple[int, int]:
         mask = torch.isin(data.activities, torch.tensor(acts, dtype=torch.long))

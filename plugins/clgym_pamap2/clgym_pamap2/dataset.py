@@ -17,6 +17,7 @@ invalid in this collection. Missing values (dropped wireless packets) are
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import shutil
@@ -89,6 +90,12 @@ def _channel_table() -> dict[str, int]:
 
 #: Channel name -> 0-based column of the ``.dat`` files, e.g. ``chest_gyro_y`` -> 28.
 CHANNEL_COLUMNS: dict[str, int] = _channel_table()
+_COLUMN_NAMES = {0: "timestamp", 1: "activity id", **{c: name for name, c in CHANNEL_COLUMNS.items()}}
+
+
+def column_name(column: int) -> str:
+    """The name of 0-based column ``column`` of a ``.dat`` file: ``timestamp``, ``activity id`` or a channel."""
+    return _COLUMN_NAMES[column]
 
 
 def resolve_channels(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -187,9 +194,20 @@ def _line_field_counts(raw: bytes, chunk_bytes: int = 1 << 23) -> tuple[np.ndarr
     return counts, line_numbers
 
 
+#: The largest ``.dat`` file read: several times the official ones, small enough that a wrong or corrupt
+#: file is refused before parsing it (which needs about as much memory again as the text) exhausts memory.
+MAX_FILE_BYTES = 1 << 30
+
+
 def read_recording(path: Path) -> np.ndarray:
     """One ``.dat`` file as a float64 array ``[rows, 54]``; DataError (naming file and line) when malformed."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DataError(
+                f"pamap2: {path} has {size} bytes, more than the {MAX_FILE_BYTES} a PAMAP2 .dat file may hold "
+                "(is this an official PAMAP2 .dat file?)"
+            )
         raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"pamap2: cannot read {path}: {error.strerror or error}") from None
@@ -210,16 +228,28 @@ def read_recording(path: Path) -> np.ndarray:
             io.BytesIO(raw), sep=r"\s+", header=None, names=list(range(NUM_COLUMNS)),
             dtype=np.float64, engine="c", na_values=["NaN", "nan"], keep_default_na=False,
         )
-    except (ValueError, pd.errors.ParserError):
-        row, value = _first_non_numeric(raw)
-        raise DataError(
-            f"pamap2: {path}: line {int(line_numbers[row])}: {value!r} is not a number (corrupt row)"
-        ) from None
+    except (ValueError, pd.errors.ParserError):  # UnicodeDecodeError is a ValueError too
+        raise DataError(f"pamap2: {path}: {_first_bad_token(raw, line_numbers)}") from None
     values = frame.to_numpy(dtype=np.float64)
     if values.shape[0] != len(line_numbers):  # pragma: no cover - the field count check makes this unreachable
         raise DataError(f"pamap2: {path}: read {values.shape[0]} rows but the file has {len(line_numbers)} lines")
     _check_columns(path, values, line_numbers)
     return values
+
+
+def _first_bad_token(raw: bytes, line_numbers: np.ndarray) -> str:
+    """Where parsing failed, for the message: the first byte that is not ASCII text, else the first non-number."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    binary = np.flatnonzero((data > 126) | ((data < 32) & ~np.isin(data, (9, 10, 13))))
+    if len(binary):
+        at = int(binary[0])
+        line = raw.count(b"\n", 0, at) + 1
+        return f"line {line}: byte 0x{data[at]:02x} is not text (is this an official PAMAP2 .dat file?)"
+    try:
+        row, value = _first_non_numeric(raw)
+    except Exception:  # noqa: BLE001 - only the message depends on it; the file is refused either way
+        return "not a table of numbers (is this an official PAMAP2 .dat file?)"
+    return f"line {int(line_numbers[row])}: {value!r} is not a number (corrupt row)"
 
 
 def _first_non_numeric(raw: bytes) -> tuple[int, str]:
@@ -243,6 +273,19 @@ def _check_columns(path: Path, values: np.ndarray, line_numbers: np.ndarray) -> 
     if np.isnan(time).any():
         row = int(np.flatnonzero(np.isnan(time))[0])
         raise DataError(f"pamap2: {path}: line {int(line_numbers[row])}: the timestamp is missing (corrupt row)")
+    # NaN marks a missing value; anything else must be a number float32 windows can hold (an infinite or huge
+    # value would only surface later, as a loss that is not finite).
+    limit = float(np.finfo(np.float32).max)
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(values) > limit
+    if bad.any():
+        row, column = (int(i[0]) for i in np.nonzero(bad))
+        value = values[row, column]
+        problem = "is not finite" if np.isinf(value) else "exceeds the float32 range"
+        raise DataError(
+            f"pamap2: {path}: line {int(line_numbers[row])}, column {column + 1} ({column_name(column)}): "
+            f"value {value:g} {problem} (corrupt value)"
+        )
     activity = values[:, 1]
     known = np.array([TRANSIENT, *ACTIVITIES], dtype=np.float64)
     bad = ~np.isin(activity, known)
@@ -279,7 +322,13 @@ def download(root: Path, sha256: str | None = None, timeout: float = 60.0) -> Pa
     (``Content-Length``), the CRC of every zip member, ``sha256`` when the
     caller pins one, and afterwards by parsing the files (54 columns each).
     """
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"pamap2: cannot create {root} to download into ({error.strerror or error}); point "
+            "benchmark.params.root (or $CLGYM_DATA) at a writable folder"
+        ) from None
     errors = []
     for url in DOWNLOAD_URLS:
         target = root / url.rsplit("/", 1)[-1].replace("+", "_")
@@ -287,17 +336,19 @@ def download(root: Path, sha256: str | None = None, timeout: float = 60.0) -> Pa
             _fetch(url, target, sha256, timeout)
         except DataError:
             raise
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as error:
             errors.append(f"{url}: {_reason(error)}")
             continue
         try:
             return _extract(target, root)
+        except OSError as error:  # a full disk or an unwritable folder while extracting
+            raise DataError(f"pamap2: cannot extract {target.name} into {root} ({error.strerror or error})") from None
         finally:
             target.unlink(missing_ok=True)
     raise DataError(
-        f"pamap2: could not download the dataset ({'; '.join(errors)}); without network, download "
-        f"{DOWNLOAD_URLS[0]} elsewhere, extract it (and the {INNER_ZIP} inside) and set root to the folder "
-        "that holds PAMAP2_Dataset/"
+        f"pamap2: could not download the dataset ({'; '.join(errors)}); without internet, download "
+        f"{DOWNLOAD_URLS[0]} elsewhere, extract it (and the {INNER_ZIP} inside) and point "
+        "benchmark.params.root (or $CLGYM_DATA) at the folder that holds PAMAP2_Dataset/"
     )
 
 
@@ -353,7 +404,7 @@ def _extract(archive: Path, root: Path) -> Path:
                 if not (base / member).resolve().is_relative_to(base):
                     raise DataError(f"pamap2: {archive}: refusing member {member!r} outside {root}")
             outer.extractall(root)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, NotImplementedError, EOFError):  # not a zip, an unknown compression, truncated
         raise DataError(f"pamap2: {archive} is not a zip archive; delete it and download again") from None
     found = find_dataset_dir(root)
     if found is None:

@@ -151,6 +151,47 @@ class SubjectWindows:
     def from_dict(cls, data: dict[str, torch.Tensor]) -> SubjectWindows:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
+    def problem(self, num_channels: int, window_length: int) -> str | None:
+        """Why these cannot be windows of ``num_channels`` x ``window_length`` as built here, or None.
+
+        A cache file that loads but holds something else (damaged, foreign, edited)
+        is rebuilt instead of failing later with a shape error.
+        """
+        fields = self.to_dict()
+        wrong = [name for name, value in fields.items() if not isinstance(value, torch.Tensor)]
+        if wrong:
+            return f"{', '.join(wrong)} not tensors"
+        n, a = self.windows.shape[0] if self.windows.ndim else -1, self.stat_activities.shape[0]
+        expected = {
+            "windows": ((n, num_channels, window_length), torch.float32),
+            "activities": ((n,), torch.long),
+            "test": ((n,), torch.bool),
+            "stat_activities": ((a,), torch.long),
+            "stat_count": ((a, num_channels), torch.float64),
+            "stat_sum": ((a, num_channels), torch.float64),
+            "stat_sumsq": ((a, num_channels), torch.float64),
+        }
+        for name, (shape, dtype) in expected.items():
+            value = fields[name]
+            if tuple(value.shape) != shape or value.dtype != dtype:
+                return f"{name} is {value.dtype} {tuple(value.shape)}, expected {dtype} {shape}"
+        if torch.isinf(self.windows).any():
+            return "windows hold infinite values"
+        return None
+
+
+def channels_without_values(data: SubjectWindows, activities: list[int] | tuple[int, ...]) -> list[int]:
+    """Indices of the channels that have no value (all ``NaN``) in any training window of ``activities``.
+
+    Empty when the subject has no training window of these activities at all
+    (that is a subject too small, not a subject without a sensor).
+    """
+    mask = torch.isin(data.activities, torch.tensor(list(activities), dtype=torch.long)) & ~data.test
+    if not bool(mask.any()):
+        return []
+    missing = torch.isnan(data.windows[mask]).all(dim=2).all(dim=0)
+    return torch.nonzero(missing).flatten().tolist()
+
 
 def subject_windows(
     recordings: list[np.ndarray],

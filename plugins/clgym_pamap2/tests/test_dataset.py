@@ -121,7 +121,7 @@ def test_offline_download_is_a_clear_error(monkeypatch, tmp_path, cache_dir):
         PAMAP2(root=str(tmp_path / "d"), download=True, cache_dir=cache_dir).load_train(1)
     text = str(info.value)
     assert "could not download" in text and "Temporary failure in name resolution" in text
-    assert dataset.DOWNLOAD_URLS[0] in text and "set root" in text and "\n" not in text
+    assert dataset.DOWNLOAD_URLS[0] in text and "benchmark.params.root" in text and "\n" not in text
     assert not list((tmp_path / "d").glob("*.part")), "no partial file may be left behind"
 
 

@@ -106,7 +106,7 @@ class ImageDataset:
         if target is None:
             raise DataError(
                 f"{self.name}: cannot download, no writable data folder among {', '.join(map(str, roots))}; "
-                "set benchmark.params.root to a writable folder"
+                f"set benchmark.params.root (or ${ENV_DATA}) to a writable folder"
             )
         import torchvision.datasets
 
@@ -119,7 +119,9 @@ class ImageDataset:
             text = " ".join(str(exc).split())[:300]
             raise DataError(
                 f"{self.name}: download into {target / self.folder} failed ({type(exc).__name__}: {text}); "
-                f"check the internet connection, or put the files from {self.url} there by hand"
+                f"check the internet connection, or, without internet, fetch the files from {self.url} "
+                f"elsewhere, put them in a folder DIR/{self.folder} and point benchmark.params.root (or "
+                f"${ENV_DATA}) at DIR"
             ) from None
         folder = self.find(target)
         if folder is None:
