@@ -1,5 +1,5 @@
 """``python -m clgym_core`` is the ``clgym`` command."""
 
-from clgym_core.cli import main
+from clgym_core.entry import main
 
 main()

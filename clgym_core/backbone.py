@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from clgym_core.component import Component, Params, validate_params
@@ -99,14 +99,22 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 class MLPParams(Params):
-    input_size: int = Field(784, ge=1, description="Inputs (flattened); defaults from the benchmark.")
-    hidden_sizes: list[int] = Field([256, 256], description="Width of each hidden layer.")
+    input_size: int = Field(784, ge=1, le=2**31 - 1, description="Inputs (flattened); defaults from the benchmark.")
+    hidden_sizes: list[int] = Field([256, 256], max_length=64, description="Width of each hidden layer.")
     output_size: int = Field(10, ge=1, description="Outputs per head; defaults from the benchmark.")
     num_heads: int = Field(1, ge=1, description="Task heads (task-incremental); defaults from the benchmark.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after every hidden activation.")
     activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu", "elu"] = Field(
         "relu", description="Hidden activation."
     )
+
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(width < 1 or width > 2**31 - 1 for width in value):
+            raise ValueError(f"every width must be a positive integer, got {value}")
+        return value
 
 
 class MLP(Backbone):

@@ -170,7 +170,7 @@ def _construct(cls: type, source: str, where: str, *args: Any, **kwargs: Any) ->
     except ClgymError as exc:
         message = str(exc)
         raise type(exc)(message if message.startswith(source) else f"{source}: {where}: {message}") from None
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as exc:
         # A constructor that rejects a combination of valid params (a negative size, torch refusing a shape).
         raise SpecError(f"{source}: {where}: {getattr(cls, 'name', cls.__name__)} cannot be built "
                         f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None

@@ -156,6 +156,10 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | Path) -> Path:
             os.replace(prev_tmp, run_dir / PREVIOUS_NAME)
         os.replace(tmp, path)
         _fsync_dir(run_dir)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({exc.strerror or exc}); "
+                              f"the previous one is intact") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -171,12 +175,13 @@ def _read(path: Path) -> dict[str, Any]:
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({reason})") from None
     except Exception as exc:  # the weights-only unpickler refuses foreign objects with assorted errors
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        reason = (
-            f"it holds a {found.group(1)} object, which is not loaded because that could run code"
-            if found else " ".join(str(exc).split())[:160] or type(exc).__name__
-        )
-        raise CheckpointError(f"{path}: not a clgym checkpoint or unsafe to load ({reason})") from None
+        # Our own words, never torch's notice (which suggests weights_only=False, i.e. running the file's code).
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a {found.group(1)} object" if found else "objects other than tensors and plain values"
+        raise CheckpointError(
+            f"{path}: not loaded: it holds {what}, and loading that could run code; "
+            "a clgym checkpoint holds only tensors and plain values"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a clgym checkpoint (no '{FORMAT}' marker)")
     if state.get("format_version") != FORMAT_VERSION:

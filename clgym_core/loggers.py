@@ -135,7 +135,10 @@ class _FileLog(Callback):
     def _write(self, text: str) -> None:
         # Unbuffered: each line reaches the OS at once, so a killed process loses nothing logged.
         if self._handle is not None:
-            self._handle.write(text.encode("utf-8"))
+            try:
+                self._handle.write(text.encode("utf-8"))
+            except OSError as exc:  # a full disk: one line naming the file; the last checkpoint stays good
+                raise RunDirError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
 
     def state_dict(self) -> dict[str, Any]:
         if self._handle is not None:

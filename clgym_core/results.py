@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clgym_core.errors import ClgymError, ResultsError
+from clgym_core.errors import ClgymError, ResultsError, SpecError
+from clgym_core.spec import parse_spec_text
 
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"
@@ -107,17 +108,22 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     spec_path = run_dir / SPEC_FILE
     if spec_path.is_file():
         try:
-            spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError):
-            raise ResultsError(f"{spec_path}: corrupt spec.yaml (not valid YAML)") from None
+            spec = parse_spec_text(spec_path.read_text(encoding="utf-8"), "yaml", str(spec_path))
+        except UnicodeDecodeError:
+            raise ResultsError(f"{spec_path}: corrupt spec.yaml (not UTF-8 text)") from None
+        except SpecError as exc:
+            raise ResultsError(f"corrupt spec.yaml: {exc}") from None
         if isinstance(spec, dict):
             config = config_hash(spec)
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ResultsError(f"{path}: seed must be an integer, got {seed!r}")
     row: dict[str, Any] = {
         "run": str(run_dir),
         "benchmark": data["benchmark"],
         "algorithm": data["algorithm"],
         "backbone": str(data.get("backbone", "")),
-        "seed": data.get("seed"),
+        "seed": seed,
         "num_tasks": data.get("num_tasks"),
         "problem": str(data.get("problem", "classification")),
         "device": str(data.get("device", "")),

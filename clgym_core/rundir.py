@@ -138,6 +138,7 @@ class RunDirectory:
         except OSError as exc:
             raise RunDirError(f"{flag} {path}: cannot create directory ({exc.strerror or exc})") from None
         run = cls(path, flag)
+        run._refuse_foreign()  # before the lock file is created: a refused directory is left as it was
         run._lock()
         try:
             run._check_reusable()
@@ -200,17 +201,21 @@ class RunDirectory:
     def __exit__(self, *exc: Any) -> None:
         self.release()
 
-    def _check_reusable(self) -> None:
+    def _refuse_foreign(self) -> None:
         entries = [e for e in os.listdir(self.path) if not e.startswith(".")]
-        if not entries:
-            return
         foreign = sorted(e for e in entries if e not in RUN_FILES)
-        markers = [m for m in RUN_MARKERS if (self.path / m).exists()]
-        if not markers:
+        if entries and not any((self.path / m).exists() for m in RUN_MARKERS):
             raise RunDirError(
                 f"{self._flag} {self.path}: holds files that are not a clgym run ({', '.join(foreign[:3])}"
                 f"{', ...' if len(foreign) > 3 else ''}); choose a new or empty directory"
             )
+
+    def _check_reusable(self) -> None:
+        entries = [e for e in os.listdir(self.path) if not e.startswith(".")]
+        if not entries:
+            return
+        self._refuse_foreign()
+        foreign = sorted(e for e in entries if e not in RUN_FILES)
         if foreign or self.finished_tasks() > 0:
             raise RunDirError(f"{self._flag} {self.path}: already holds a run; choose another directory, "
                               f"or continue it with: clgym run --resume {self.path}")

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from clgym_core.build import Components, ResolvedRun, build, build_trainer, resolve, with_run_callbacks
 from clgym_core.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, load_checkpoint
-from clgym_core.errors import CheckpointError
+from clgym_core.errors import CheckpointError, SpecError
 from clgym_core.plain import first_difference
 from clgym_core.registry import Registry
 from clgym_core.rundir import SPEC_NAME, RunDirectory, default_run_dir, write_results
-from clgym_core.spec import RunSpec, load_spec
+from clgym_core.spec import RunSpec, load_spec, parse_spec_text, read_spec_file
 from clgym_core.trainer import ContinualTrainer
 
 __all__ = ["Components", "RunInterrupted", "RunResult", "resume_run", "run_spec"]
@@ -122,12 +120,10 @@ def _check_same_spec(spec_path: Path, saved_yaml: object, checkpoint_name: str) 
     if not isinstance(saved_yaml, str):
         return
     try:
-        saved = yaml.safe_load(saved_yaml) or {}
-        current = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        raise CheckpointError(f"{spec_path}: the spec saved in {checkpoint_name} is not readable YAML") from None
-    if not isinstance(saved, dict) or not isinstance(current, dict):
-        raise CheckpointError(f"{spec_path}: the spec saved in {checkpoint_name} is not a mapping")
+        saved = parse_spec_text(saved_yaml, "yaml", f"{spec_path.parent / checkpoint_name} (its spec)")
+    except SpecError as exc:
+        raise CheckpointError(str(exc)) from None
+    current = read_spec_file(spec_path)
     differs = first_difference({k: v for k, v in current.items() if k != "versions"},
                                {k: v for k, v in saved.items() if k != "versions"})
     if differs is not None:

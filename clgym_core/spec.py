@@ -95,6 +95,11 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); save the spec as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_spec_text(text, kind, str(path))
+
+
+def parse_spec_text(text: str, kind: str, source: str) -> dict[str, Any]:
+    """The mapping in ``text`` (``kind``: yaml, toml or json), bounded in size and depth; one-line errors."""
     try:
         if kind == "yaml":
             data = yaml.safe_load(text)
@@ -105,18 +110,18 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise SpecError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise SpecError(f"{source}:{where} invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+        raise SpecError(f"{source}: invalid TOML: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise SpecError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
-        raise SpecError(f"{path}: nested too deeply (a spec needs at most {MAX_SPEC_DEPTH} levels)") from None
+        raise SpecError(f"{source}: nested too deeply (a spec needs at most {MAX_SPEC_DEPTH} levels)") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec must be a mapping at the top level, got {type(data).__name__}")
-    check_spec_size(data, str(path))
+        raise SpecError(f"{source}: a spec must be a mapping at the top level, got {type(data).__name__}")
+    check_spec_size(data, source)
     return data
 
 

@@ -78,5 +78,8 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    build_app(plugins=True)(prog_name="clgym")
+    """Run the CLI with every plugin's commands (the console script goes through :mod:`clgym_core.entry`)."""
+    try:
+        build_app(plugins=True)(prog_name="clgym")
+    except KeyboardInterrupt:  # pressed while the plugins' commands were being added
+        sys.exit(_say("interrupted", INTERRUPTED, prefix=""))

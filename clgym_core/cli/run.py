@@ -101,6 +101,9 @@ def _resume(run_dir: Path, progress: bool) -> None:
 
 def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -> None:
     """Every spec in the packaged quickstart folder, one after another, compared side by side."""
+    if out is not None and any((out / marker).exists() for marker in RUN_MARKERS):
+        raise RunDirError(f"--out {out}: holds a run; the quickstart writes one folder per method into --out, "
+                          "so choose a new or empty directory")
     specs: list[tuple[str, RunSpec, Path]] = []
     for path in sorted(QUICKSTART_DIR.glob("*.yaml")):
         spec = parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
@@ -115,9 +118,6 @@ def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -
             "the quickstart needs the clgym-toy and clgym-algos plugins; "
             "install them (pip install clgym-toy clgym-algos) or pass a spec: clgym run SPEC"
         )
-    if out is not None and any((out / marker).exists() for marker in RUN_MARKERS):
-        raise RunDirError(f"--out {out}: holds a run; the quickstart writes one folder per method into --out, "
-                          "so choose a new or empty directory")
     results = []
     for label, spec, path in specs:
         console.print(f"[bold]quickstart: {label}[/bold]")

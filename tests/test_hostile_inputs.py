@@ -1,0 +1,326 @@
+"""Hostile input: specs that bomb or nest, paths that climb out, symlinks, concurrent claims, bad checkpoints.
+
+Every case ends in one line naming the field or file, exit code 2, nothing written outside the
+run directory and nothing already written lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from clgym_core import rundir
+from clgym_core.algorithm import Algorithm
+from clgym_core.benchmark import BenchmarkParams
+from clgym_core.cli import app
+from clgym_core.errors import DataError, RunDirError
+from clgym_core.rundir import RunDirectory
+from clgym_core.testing import SyntheticBlobs, isolated_registry, make_plugin
+
+runner = CliRunner()
+
+
+class Plain(Algorithm):
+    """Plain sequential training."""
+
+    name = "plain"
+
+
+class FailingData(SyntheticBlobs):
+    """Blobs whose files are 'missing' while FailingData.broken is set."""
+
+    name = "failing_data"
+    broken = True
+
+    def prepare_datasets(self) -> None:
+        if type(self).broken:
+            raise DataError("failing_data: files not found")
+        super().prepare_datasets()
+
+
+SPEC = {
+    "benchmark": {"name": "synthetic_blobs", "params": {"num_tasks": 2, "train_examples": 32, "test_examples": 16}},
+    "backbone": {"name": "mlp", "params": {"hidden_sizes": [8]}},
+    "algorithm": "plain",
+    "trainer": {"batch_size": 16, "device": "cpu", "progress": False},
+}
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(rundir, "write_plots", lambda *args: None)
+    with isolated_registry({"hostile": make_plugin(benchmarks=[SyntheticBlobs, FailingData], algorithms=[Plain])}):
+        yield
+
+
+def write_spec(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def one_line_error(result, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# ---- specs that expand, nest or are not text -----------------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+benchmark: {name: synthetic_blobs, params: {tags: *i}}
+"""
+
+
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    spec = tmp_path / "bomb.yaml"
+    spec.write_text(BILLION_LAUGHS)
+    started = time.perf_counter()
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert time.perf_counter() - started < 10
+    one_line_error(result, str(spec), "expands to more than")
+    out = tmp_path / "out"
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(out)]), "expands")
+    assert not out.exists()
+
+
+def test_recursive_yaml_alias_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "loop.yaml"
+    spec.write_text("benchmark: &x {name: synthetic_blobs, params: {me: *x}}\n")
+    one_line_error(runner.invoke(app, ["validate", str(spec)]), str(spec))
+
+
+@pytest.mark.parametrize("suffix, depth", [(".yaml", 500), (".json", 1000)])
+def test_deeply_nested_spec_is_one_line(tmp_path: Path, suffix: str, depth: int) -> None:
+    spec = tmp_path / f"deep{suffix}"
+    spec.write_text('{"benchmark": ' + "[" * depth + "]" * depth + "}")
+    one_line_error(runner.invoke(app, ["validate", str(spec)]), str(spec), "nested too deeply")
+
+
+def test_spec_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("benchmark: synthetic_blobs\nname: caf\xe9\n".encode("latin-1"))
+    one_line_error(runner.invoke(app, ["validate", str(spec)]), str(spec), "UTF-8")
+
+
+@pytest.mark.parametrize("override, field", [
+    ("seed=1180591620717411303424", "seed"),
+    ("seed=-1", "seed"),
+    ("backbone.params.hidden_sizes=[-1]", "backbone.params.hidden_sizes"),
+    ("trainer.num_threads=1099511627776", "trainer.num_threads"),
+    ("optimizer.betas=[1.5,0.9]", "optimizer"),
+    ("optimizer.nesterov=true", "optimizer"),
+    ("optimizer.lr=.nan", "optimizer.lr"),
+])
+def test_values_torch_or_the_machine_would_reject_fail_validation(tmp_path: Path, override: str, field: str) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    one_line_error(runner.invoke(app, ["validate", str(spec), "--set", override]), field)
+
+
+# ---- paths a spec names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [
+    {"filename": "../victim/metrics.json"},
+    {"filename": "/tmp/clgym-hostile-absolute.csv"},
+    {"dir": "../victim"},
+    {"dir": "/tmp"},
+    {"filename": "spec.yaml"},
+    {"filename": "metrics.json"},
+])
+def test_logger_paths_never_leave_or_clobber_the_run_directory(tmp_path: Path, params: dict) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "metrics.json").write_text('{"finished": true}')
+    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "callbacks": [{"name": "csv_logger", "params": params}]})
+    result = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "run"), "--no-progress"])
+    one_line_error(result, "callbacks: csv_logger")
+    assert (victim / "metrics.json").read_text() == '{"finished": true}'
+    assert sorted(os.listdir(victim)) == ["metrics.json"]
+    assert not Path("/tmp/clgym-hostile-absolute.csv").exists()
+
+
+def test_symlinked_log_directory_leading_out_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "logs").symlink_to(outside)
+    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "callbacks": [{"name": "csv_logger", "params": {"dir": "logs"}}]})
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]))
+    assert os.listdir(outside) == []
+
+
+def test_resume_refuses_a_symlink_in_the_run_directory(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]).exit_code == 0
+    (run / "metrics.json").unlink()  # as if it had been interrupted
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (run / "events.jsonl").unlink()
+    (run / "events.jsonl").symlink_to(target)
+    one_line_error(runner.invoke(app, ["run", "--resume", str(run)]), "events.jsonl", "symbolic link")
+    assert target.read_text() == "keep me"
+
+
+def test_out_into_a_directory_of_someone_elses_files_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"\xff\xd8")
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(out)]), "not a clgym run")
+    assert sorted(os.listdir(out)) == ["holiday.jpg"]
+
+
+def test_out_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(blocker / "run")]), "--out")
+
+
+def test_errors_name_the_spec_file_and_no_out_when_none_was_given(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "backbone": {"name": "mlp", "params": {"widths": [3]}}})
+    line = one_line_error(runner.invoke(app, ["run", str(spec)]))
+    assert line.startswith(f"error: {spec}: backbone.params.widths") and "--out" not in line
+
+
+# ---- one run per directory -----------------------------------------------------------------------------
+
+
+def test_second_claim_on_a_directory_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from clgym_core.rundir import RunDirectory\n"
+         f"d = RunDirectory.claim_new(Path({str(run)!r}))\nprint('held', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirError, match=f"in use by another clgym process \\(pid {holder.pid}\\)"):
+            RunDirectory.claim_new(run)
+        (run / "spec.yaml").write_text("benchmark: x\n")
+        with pytest.raises(RunDirError, match=f"pid {holder.pid}"):
+            RunDirectory.claim_existing(run)
+    finally:
+        holder.kill()
+        holder.wait()
+    RunDirectory.claim_existing(run).release()  # the lock went with the process
+
+
+def test_claims_in_one_process_exclude_each_other_too(tmp_path: Path) -> None:
+    with RunDirectory.claim_new(tmp_path / "run"):
+        with pytest.raises(RunDirError, match="in use"):
+            RunDirectory.claim_new(tmp_path / "run")
+
+
+# ---- leftovers -----------------------------------------------------------------------------------------
+
+
+def test_run_that_failed_on_its_data_does_not_block_its_out(tmp_path: Path) -> None:
+    data = {**SPEC, "benchmark": {**SPEC["benchmark"], "name": "failing_data"}}
+    spec = write_spec(tmp_path / "spec.yaml", data)
+    out = tmp_path / "run"
+    FailingData.broken = True
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(out), "--no-progress"]), "files not found")
+    FailingData.broken = False
+    try:
+        result = runner.invoke(app, ["run", str(spec), "--out", str(out), "--no-progress"])
+    finally:
+        FailingData.broken = True
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["num_tasks"] == 2
+    # A finished run is never replaced.
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(out)]), "already holds a run")
+
+
+def test_quickstart_refuses_an_out_that_holds_a_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(spec), "--out", str(out), "--no-progress"]).exit_code == 0
+    one_line_error(runner.invoke(app, ["run", "--out", str(out)]), "holds a run")
+    assert not any((out / name).exists() for name in ("toy2d_agem", "toy2d_finetune"))
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------
+
+
+def _finished_then_unfinished(tmp_path: Path) -> Path:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]).exit_code == 0
+    (run / "metrics.json").unlink()
+    return run
+
+
+def test_unsafe_checkpoint_is_refused_in_our_own_words(tmp_path: Path) -> None:
+    run = _finished_then_unfinished(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    torch.save({"format": "clgym-checkpoint", "format_version": 1, "x": Evil()}, run / "checkpoint.pt")
+    (run / "checkpoint.prev.pt").unlink()
+    line = one_line_error(runner.invoke(app, ["run", "--resume", str(run)]), "checkpoint.pt", "could run code")
+    assert "weights_only" not in line
+
+
+def test_checkpoint_with_wrong_fields_is_one_line(tmp_path: Path) -> None:
+    run = _finished_then_unfinished(tmp_path)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["trainer"]["global_step"] = "many"
+    torch.save(state, run / "checkpoint.pt")
+    one_line_error(runner.invoke(app, ["run", "--resume", str(run)]), "malformed")
+
+
+def test_results_with_a_seed_that_is_not_an_integer(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]).exit_code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["seed"] = "zero"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    one_line_error(runner.invoke(app, ["results", str(run)]), "metrics.json", "seed")
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.0])
+def test_ctrl_c_while_importing_exits_130_without_a_traceback(delay: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "clgym_core", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # and once more, impatiently
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the command finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith("interrupted")
