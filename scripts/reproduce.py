@@ -64,7 +64,7 @@ PUBLISHED = {
         "joint": (91.3, None, None, None),
     },
 }
-LABELS = {"finetune": "naive SGD / VAN (finetune)", "ewc": "EWC", "agem": "A-GEM", "er_reservoir": "ER-Reservoir",
+LABELS = {"finetune": "naive SGD / VAN (finetune)", "ewc": "EWC (variant agem)", "agem": "A-GEM", "er_reservoir": "ER-Reservoir",
           "stable_sgd": "Stable SGD", "joint": "multitask (joint)"}
 QUICK = ["benchmark.params.num_tasks=3", "benchmark.params.per_task_examples=500",
          "benchmark.params.per_task_joint_examples=200"]

@@ -36,7 +36,23 @@ class EWCParams(Params):
         description="separate: one anchor and Fisher per past task; online: one running Fisher "
         "F = gamma F + F_t anchored at the latest task (Schwarz et al. 2018).",
     )
-    gamma: float = Field(1.0, ge=0, le=1, description="Decay of the running Fisher in online mode.")
+    gamma: float = Field(
+        1.0, ge=0, le=1,
+        description="Online mode: F <- gamma F + F_t, and the penalty weighs gamma F (Schwarz et al. 2018, Eq. 8).",
+    )
+    variant: Literal["kirkpatrick", "agem"] = Field(
+        "kirkpatrick",
+        description="kirkpatrick: per-example Fisher at each task's end (Eq. 3); agem: the EWC of Chaudhry et "
+        "al.'s code behind A-GEM Table 1 and Stable SGD Table 2 (running squared batch gradients, "
+        "min-max normalised, one anchor, no 1/2).",
+    )
+    running_decay: float = Field(
+        0.9, gt=0, le=1,
+        description="variant agem: weight of the new block mean in F <- (1-d) F + d mean(g^2) (their fisher_ema_decay).",
+    )
+    running_every: int = Field(
+        10, ge=1, description="variant agem: batches averaged per update of the running Fisher (their fisher_update_after)."
+    )
 
 
 class EWC(UsesFlatParams, Algorithm):
@@ -52,8 +68,23 @@ class EWC(UsesFlatParams, Algorithm):
     own head). ``fisher`` picks the label: the true one ("empirical Fisher",
     what most CL code uses), one drawn from the model's prediction (a one-sample
     estimate of the true Fisher), or the exact expectation over the classes.
-    ``mode: online`` keeps one Fisher ``F <- gamma F + F_t`` anchored at the
-    latest solution (Schwarz et al. 2018, "Progress & Compress", Eq. 8).
+    ``mode: online`` keeps one running Fisher ``F*_t = gamma F*_{t-1} + F_t``
+    anchored at the latest solution, and the penalty while learning task t+1 is
+    ``lambda/2 sum_i gamma F*_{t,i} (theta_i - theta*_{t,i})^2``: gamma multiplies
+    the whole running Fisher, the newest task's included, as in Schwarz et al.
+    2018, "Progress & Compress", Eq. 8 (so online EWC with gamma < 1 at lambda
+    equals our former convention, without that factor, at lambda * gamma).
+
+    ``variant: agem`` is the EWC that the A-GEM code (facebookresearch/agem,
+    ``model/model.py``) ran for A-GEM Table 1, and that Stable SGD's Table 2 ran
+    through the same code: during each task it sums the squared gradient of the
+    mini-batch loss (not per example, no sampling) and every ``running_every``
+    batches folds their mean into one running Fisher
+    ``F <- (1 - d) F + d mean(g^2)`` with ``d = running_decay`` (never reset
+    between tasks); at a task's end ``F`` is min-max normalised over all weights
+    to [0, 1], replaces the previous Fisher, and the weights become the one
+    anchor; the penalty is ``lambda sum_i F_i (theta_i - theta*_i)^2`` (no 1/2).
+    ``mode``, ``fisher`` and ``fisher_examples`` play no part in it.
 
     The penalty's gradient ``lambda sum_k F_k (theta - theta*_k)`` is added to
     the flat gradient after the backward pass instead of being differentiated
@@ -69,6 +100,15 @@ class EWC(UsesFlatParams, Algorithm):
         super().__init__(*args, **kwargs)
         if self.benchmark.problem == "regression" and self.params.fisher != "empirical":
             raise SpecError(f"ewc.params.fisher: {self.params.fisher!r} needs a classification benchmark; use empirical")
+        if self.params.variant == "agem" and self.params.mode == "online":
+            raise SpecError("ewc.params.mode: online does not apply to variant agem (one anchor, the latest Fisher)")
+        # agem's penalty has no 1/2; online mode weighs the running Fisher by gamma (Schwarz et al. Eq. 8).
+        self._scale = (1.0 if self.params.variant == "agem" else 0.5) * (
+            self.params.gamma if self.params.mode == "online" else 1.0
+        )
+        self.running_fisher: torch.Tensor | None = None  # variant agem: the running average of g^2
+        self._squared_sum: torch.Tensor | None = None  # variant agem: sum of g^2 since the last update
+        self._steps = 0  # variant agem: batches of the current task
         self.fishers: torch.Tensor | None = None  # (K, P): one row per anchor
         self.anchors: torch.Tensor | None = None  # (K, P)
         self.tasks: list[int] = []
@@ -78,23 +118,26 @@ class EWC(UsesFlatParams, Algorithm):
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
-        if self.fishers is not None:  # state loaded before the run knew its device
+        if self.fishers is not None or self.running_fisher is not None:  # state loaded before the run knew its device
             self.load_state_dict(self.state_dict())
 
     # ---- penalty -------------------------------------------------------------------------------------
     def penalty(self, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """``lambda/2 sum_k sum_i F_{k,i} (theta_i - theta*_{k,i})^2`` (differentiable in ``theta``)."""
+        """``c lambda sum_k sum_i F_{k,i} (theta_i - theta*_{k,i})^2`` (differentiable in ``theta``).
+
+        ``c`` is 1/2 (Eq. 3), 1/2 gamma in online mode, 1 for variant agem.
+        """
         theta = self.flat.values() if theta is None else theta
         if self.fishers is None:
             return theta.new_zeros(())
-        return 0.5 * self.params.lambda_ * (self.fishers * (theta - self.anchors) ** 2).sum()
+        return self._scale * self.params.lambda_ * (self.fishers * (theta - self.anchors) ** 2).sum()
 
     def penalty_gradient(self, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """``lambda sum_k F_k (theta - theta*_k)``, in O(P) whatever the number of tasks."""
+        """``2 c lambda sum_k F_k (theta - theta*_k)``, in O(P) whatever the number of tasks."""
         theta = self.flat.values() if theta is None else theta
         if self._fisher_sum is None:
             return torch.zeros_like(theta)
-        return self.params.lambda_ * (self._fisher_sum * theta - self._fisher_anchor_sum)
+        return 2 * self._scale * self.params.lambda_ * (self._fisher_sum * theta - self._fisher_anchor_sum)
 
     @torch.no_grad()
     def _reported_penalty(self, theta: torch.Tensor) -> torch.Tensor:
@@ -105,12 +148,14 @@ class EWC(UsesFlatParams, Algorithm):
         near zero is clamped away.
         """
         quadratic = torch.dot(self._fisher_sum, theta * theta) - 2 * torch.dot(self._fisher_anchor_sum, theta)
-        return 0.5 * self.params.lambda_ * (quadratic + self._penalty_constant).clamp_min(0)
+        return self._scale * self.params.lambda_ * (quadratic + self._penalty_constant).clamp_min(0)
 
     def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = self.training_loss(batch)
         loss.backward()
+        if self.params.variant == "agem":
+            self._accumulate_running_fisher(self.flat.grads())
         if self.fishers is not None:
             theta = self.flat.values()
             self.flat.set_grads(self.flat.grads() + self.penalty_gradient(theta))
@@ -119,6 +164,30 @@ class EWC(UsesFlatParams, Algorithm):
         return loss.detach()
 
     # ---- Fisher ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _accumulate_running_fisher(self, grad: torch.Tensor) -> None:
+        """variant agem: fold ``grad^2`` of the batch loss into the running Fisher, in their order.
+
+        Their loop updates the running value at every ``running_every``-th batch of a task
+        *before* adding that batch's square, and starts from zero.
+        """
+        if self._squared_sum is None:
+            self._squared_sum = torch.zeros_like(grad)
+        if self.running_fisher is None:
+            self.running_fisher = torch.zeros_like(grad)
+        every, d = self.params.running_every, self.params.running_decay
+        if (self._steps + 1) % every == 0:
+            self.running_fisher.mul_(1 - d).add_(self._squared_sum, alpha=d / every)
+            self._squared_sum.zero_()
+        self._squared_sum.add_(grad * grad)
+        self._steps += 1
+
+    def normalised_running_fisher(self) -> torch.Tensor:
+        """variant agem: the running Fisher mapped to [0, 1] by its min and max over all weights."""
+        fisher = self.running_fisher if self.running_fisher is not None else torch.zeros(self.flat.numel, device=self.device)
+        low, high = fisher.min(), fisher.max()
+        return (fisher - low) / (high - low + 1e-32)
+
     def _log_likelihoods(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The scalars whose squared gradients make up the Fisher, for one example."""
         if self.benchmark.problem == "regression":
@@ -158,10 +227,17 @@ class EWC(UsesFlatParams, Algorithm):
         return fisher / len(data)
 
     def train_task_end(self, task: int) -> None:
+        self._steps = 0
+        if self._squared_sum is not None:
+            self._squared_sum.zero_()  # their reset of the block sum at each task's end
         if task >= self.benchmark.num_tasks:
             return  # no later task is regularised by it
-        fisher = self.compute_fisher(task).unsqueeze(0)
         anchor = self.flat.values().unsqueeze(0)
+        if self.params.variant == "agem":
+            self.fishers, self.anchors, self.tasks = self.normalised_running_fisher().unsqueeze(0), anchor, [task]
+            self._refresh_sums()
+            return
+        fisher = self.compute_fisher(task).unsqueeze(0)
         if self.params.mode == "online" and self.fishers is not None:
             self.fishers = self.params.gamma * self.fishers + fisher
             self.anchors = anchor
@@ -181,12 +257,17 @@ class EWC(UsesFlatParams, Algorithm):
 
     # ---- persistence -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        if self.fishers is None:
-            return {}
-        return {"fishers": self.fishers, "anchors": self.anchors, "tasks": list(self.tasks)}
+        state: dict[str, Any] = {}
+        if self.running_fisher is not None:
+            state["running_fisher"] = self.running_fisher
+        if self.fishers is not None:
+            state.update(fishers=self.fishers, anchors=self.anchors, tasks=list(self.tasks))
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
+        running = state.get("running_fisher")
+        self.running_fisher = running.to(self.device) if running is not None else None
+        if "fishers" not in state:
             self.fishers = self.anchors = self._fisher_sum = self._fisher_anchor_sum = None
             self._penalty_constant = None
             self.tasks = []

@@ -31,7 +31,9 @@ class OGDParams(Params):
         "load_subset (per_task_subset_examples), or 200 (the paper's) when that is unset too.",
     )
     max_directions: int | None = Field(
-        None, ge=1, description="Cap on stored directions; the oldest are dropped first. Unset: no cap."
+        None, ge=1,
+        description="Cap on stored directions: the oldest task's whole block is dropped first; a newest block "
+        "larger than the cap keeps its strongest directions. Unset: no cap.",
     )
 
 
@@ -53,6 +55,13 @@ class OGD(UsesFlatParams, Algorithm):
     The projection is exact for plain SGD, the paper's optimizer. Momentum
     stays in the subspace (every gradient it sums was projected), but weight
     decay does not.
+
+    ``max_directions`` (not in the paper, which stores everything) bounds the
+    basis: the rows are kept as one block per task, and when a new block does
+    not fit, whole blocks are dropped oldest first and the new directions are
+    re-orthonormalised against what remains (so they also cover what the
+    dropped blocks spanned). Only when the newest block alone exceeds the cap
+    is it cut, to its strongest directions (largest singular values).
     """
 
     name = "ogd"
@@ -65,6 +74,7 @@ class OGD(UsesFlatParams, Algorithm):
             raise SpecError("ogd.params.variant: GTL needs class labels; use ALL or AVE for regression")
         self.basis: torch.Tensor | None = None  # (K, P), orthonormal rows
         self.tasks_stored: list[int] = []
+        self.block_sizes: list[int] = []  # rows of each task's block in ``basis``, oldest first
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
@@ -124,21 +134,31 @@ class OGD(UsesFlatParams, Algorithm):
             return  # no later task is projected against it
         new = self.directions(task)
         cap = self.params.max_directions
-        basis = self.basis
-        if cap is not None:
-            new = new[-cap:]
-            if basis is not None and basis.shape[0] + new.shape[0] > cap:
-                keep = cap - new.shape[0]
-                basis = basis[basis.shape[0] - keep:] if keep > 0 else None
-        self.basis = orthonormal_extend(basis, new)
-        self.tasks_stored = [*self.tasks_stored, task]
+        basis, sizes, tasks = self.basis, list(self.block_sizes), list(self.tasks_stored)
+        while True:
+            kept = 0 if basis is None else basis.shape[0]
+            extended = orthonormal_extend(basis, new)
+            if cap is None or extended.shape[0] <= cap:
+                break
+            if not sizes:  # the new block alone exceeds the cap: keep its strongest directions
+                extended = extended[:cap]
+                break
+            # Drop the oldest task's whole block and place the new directions again against the rest.
+            basis = basis[sizes[0]:] if kept > sizes[0] else None
+            sizes, tasks = sizes[1:], tasks[1:]
+        self.basis = extended
+        self.block_sizes = [*sizes, extended.shape[0] - kept]
+        self.tasks_stored = [*tasks, task]
 
     # ---- persistence -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self.basis is None:
             return {}
-        return {"basis": self.basis, "tasks_stored": list(self.tasks_stored)}
+        return {"basis": self.basis, "tasks_stored": list(self.tasks_stored), "block_sizes": list(self.block_sizes)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.basis = state["basis"].to(self.device) if state else None
         self.tasks_stored = [int(t) for t in state.get("tasks_stored", [])] if state else []
+        # A checkpoint without block sizes holds one block (what a cap can drop as a whole).
+        default = [self.basis.shape[0]] if self.basis is not None else []
+        self.block_sizes = [int(n) for n in state.get("block_sizes", default)] if state else []

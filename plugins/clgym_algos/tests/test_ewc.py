@@ -126,6 +126,90 @@ def test_online_mode_decays_one_running_fisher(blobs, backbone_for):
     torch.testing.assert_close(alg.anchors[0], alg.flat.values())
 
 
+def test_online_penalty_weighs_the_running_fisher_by_gamma(blobs, backbone_for):
+    """Schwarz et al. 2018 Eq. 8: the penalty after task t uses gamma F*_t, the newest Fisher included."""
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"lambda": 3.0, "fisher_examples": 32, "mode": "online", "gamma": 0.5})
+    alg.train_task_end(1)
+    anchor, running = alg.anchors[0], alg.fishers[0]
+    theta = anchor + 0.2 * torch.randn_like(anchor)
+    torch.testing.assert_close(alg.penalty(theta), 0.5 * 3.0 * (0.5 * running * (theta - anchor) ** 2).sum())
+    torch.testing.assert_close(alg.penalty_gradient(theta), 3.0 * 0.5 * running * (theta - anchor))
+    separate = EWC(alg.backbone, bench, {"lambda": 3.0, "fisher_examples": 32})
+    separate.load_state_dict(alg.state_dict())
+    torch.testing.assert_close(alg.penalty(theta), 0.5 * separate.penalty(theta))  # gamma = 0.5 halves it
+
+
+def _their_running_fisher(grads: list[torch.Tensor], every: int, decay: float) -> torch.Tensor:
+    """The A-GEM code's schedule written out: update before adding the batch whose index + 1 is a multiple of every."""
+    running, block = torch.zeros_like(grads[0]), torch.zeros_like(grads[0])
+    for i, g in enumerate(grads):
+        if (i + 1) % every == 0:
+            running = (1 - decay) * running + decay * block / every
+            block = torch.zeros_like(block)
+        block = block + g**2
+    return running
+
+
+def test_agem_variant_running_fisher_follows_their_schedule(blobs, backbone_for):
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"variant": "agem", "running_every": 3, "running_decay": 0.9})
+    optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.05)
+    grads = []
+    for batch in bench.load_train(1).batches(20):  # 10 batches
+        alg.backbone.zero_grad()
+        alg.training_loss(batch).backward()
+        grads.append(alg.flat.grads())
+        alg.train_step(batch, optimizer)
+    expected = _their_running_fisher(grads, 3, 0.9)
+    assert expected.sum() > 0
+    torch.testing.assert_close(alg.running_fisher, expected)
+
+
+def test_agem_variant_normalises_keeps_one_anchor_and_drops_the_half(blobs, backbone_for):
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"lambda": 4.0, "variant": "agem", "running_every": 2})
+    optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.05)
+    for task in (1, 2):
+        for batch in bench.load_train(task).batches(20):
+            alg.train_step(batch, optimizer)
+        running = alg.running_fisher.clone()
+        alg.train_task_end(task)
+    fisher, anchor = alg.fishers[0], alg.anchors[0]
+    assert alg.fishers.shape[0] == 1 and alg.tasks == [2]  # one anchor: the latest weights
+    torch.testing.assert_close(anchor, alg.flat.values())
+    assert fisher.min().item() == 0.0 and abs(fisher.max().item() - 1.0) < 1e-6
+    torch.testing.assert_close(fisher, (running - running.min()) / (running.max() - running.min()))
+    theta = anchor + 0.1 * torch.randn_like(anchor)
+    torch.testing.assert_close(alg.penalty(theta), 4.0 * (fisher * (theta - anchor) ** 2).sum())
+    torch.testing.assert_close(alg.penalty_gradient(theta), 2 * 4.0 * fisher * (theta - anchor))
+
+
+def test_agem_variant_accumulates_the_unregularised_gradient(blobs, backbone_for):
+    bench = blobs(seed=0)
+    alg = EWC(backbone_for(bench), bench, {"lambda": 50.0, "variant": "agem"})
+    alg.train_task_end(1)  # a (zero) Fisher and an anchor exist
+    alg.fishers = torch.ones_like(alg.fishers)
+    alg._refresh_sums()
+    alg.flat.set_values(alg.flat.values() + 0.3)  # far from the anchor: a large penalty gradient
+    batch = bench.load_train(2).batch(slice(0, 20))
+    alg.backbone.zero_grad()
+    alg.training_loss(batch).backward()
+    data_grad = alg.flat.grads()
+    alg.train_step(batch, torch.optim.SGD(alg.backbone.parameters(), lr=0.0))
+    torch.testing.assert_close(alg._squared_sum, data_grad**2)
+
+
+def test_agem_variant_rejects_online_mode(blobs, backbone_for):
+    bench = blobs()
+    with pytest.raises(SpecError, match="ewc.params.mode"):
+        EWC(backbone_for(bench), bench, {"variant": "agem", "mode": "online"})
+
+
+def test_agem_variant_forgets_less_than_finetune(check_forgets_less):
+    check_forgets_less(EWC, {"lambda": 50.0, "variant": "agem"}, margin=10.0)
+
+
 def test_forgets_less_than_finetune(check_forgets_less):
     check_forgets_less(EWC, {"lambda": 5e3, "fisher_examples": 200})
 

@@ -115,14 +115,31 @@ def test_all_and_average_logit_variants(blobs, backbone_for):
     torch.testing.assert_close(average.directions(1), per_logit.mean(dim=1), rtol=1e-4, atol=1e-7)
 
 
-def test_max_directions_drops_the_oldest(blobs, backbone_for):
-    alg = _ogd(blobs, backbone_for, examples_per_task=20, max_directions=30)
+def test_max_directions_drops_the_oldest_tasks_whole_block(blobs, backbone_for):
+    bench = blobs(seed=0, num_tasks=4)
+    alg = OGD(backbone_for(bench), bench, {"examples_per_task": 12, "max_directions": 30})
     alg.train_task_end(1)
     first = alg.basis.clone()
     alg.train_task_end(2)
-    assert alg.basis.shape[0] == 30
-    torch.testing.assert_close(alg.basis[:10], first[10:])  # the newest 10 of task 1 survive
+    assert alg.block_sizes == [12, 12] and alg.tasks_stored == [1, 2]
+    torch.testing.assert_close(alg.basis[:12], first)  # under the cap nothing moves
+    second_block = alg.basis[12:].clone()
+    alg.train_task_end(3)
+    # 36 rows would exceed 30: task 1's block goes as a whole, none of task 1's rows survive,
+    # task 2's block is kept unchanged, and task 3's directions are placed against task 2's alone.
+    assert alg.tasks_stored == [2, 3] and alg.block_sizes == [12, 12]
+    torch.testing.assert_close(alg.basis[:12], second_block)
+    assert (alg.basis @ first.T).abs().max() < 1.0 - 1e-3  # no row of task 1's block is still there
     _assert_orthonormal(alg.basis)
+    assert _residual(alg.directions(3), alg.basis).max() < 1e-3  # task 3 fully covered
+
+
+def test_max_directions_smaller_than_one_block_keeps_its_strongest_directions(blobs, backbone_for):
+    alg = _ogd(blobs, backbone_for, examples_per_task=20, max_directions=5)
+    alg.train_task_end(1)
+    full = orthonormal_extend(None, alg.directions(1))
+    assert alg.basis.shape[0] == 5 and alg.block_sizes == [5]
+    torch.testing.assert_close((alg.basis @ full[:5].T).abs(), torch.eye(5), atol=1e-4, rtol=0)
 
 
 def test_orthonormal_extend_drops_dependent_directions():

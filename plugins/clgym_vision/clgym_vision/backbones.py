@@ -56,15 +56,21 @@ def _norm(channels: int, mode: BatchNormMode) -> nn.Module:
 
 
 class _BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a residual connection (He et al. 2016); 1x1 projection when the shape changes."""
+    """Two 3x3 convolutions with a residual connection (He et al. 2016); 1x1 projection when the shape changes.
 
-    def __init__(self, in_planes: int, planes: int, stride: int, mode: BatchNormMode) -> None:
+    Dropout follows each convolution's normalisation and activation (the second one's after the
+    residual sum), where the Stable SGD authors' blocks put it.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int, mode: BatchNormMode, dropout: float = 0.0) -> None:
         super().__init__()
         bias = mode == "none"  # without batch norm there is no shift to absorb a bias
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=bias)
         self.bn1 = _norm(planes, mode)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=bias)
         self.bn2 = _norm(planes, mode)
+        self.drop1 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(dropout)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(
@@ -72,9 +78,9 @@ class _BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.drop1(F.relu(self.bn1(self.conv1(x))))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return self.drop2(F.relu(out + self.shortcut(x)))
 
 
 class ResNet18ReducedParams(Params):
@@ -86,6 +92,11 @@ class ResNet18ReducedParams(Params):
         "running",
         description="running: BatchNorm with running statistics for evaluation (GEM); batch: always the "
         "batch's statistics (no running averages that drift across tasks); none: no normalisation.",
+    )
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Dropout after each convolution of every block (Stable SGD's Split CIFAR-100 network); "
+        "training only.",
     )
 
 
@@ -99,6 +110,12 @@ class ResNet18Reduced(Backbone):
     (one head per task when task-incremental). Where we differ: the pooling is
     adaptive (GEM's ``avg_pool2d(out, 4)`` is the same on 32x32 inputs, and this
     also accepts 28x28 ones), and batch norm is a parameter.
+
+    ``dropout`` (0 by default, as in GEM) puts a dropout layer after each
+    convolution of every block, as the Stable SGD authors' network for Split
+    CIFAR-100 does (``stable_sgd/models.py``: batch norm then dropout after
+    each convolution; their block also skips its second convolution, ours
+    keeps it). The layers exist at rate 0 too, so ``stable_sgd`` can set them.
     """
 
     name = "resnet18_reduced"
@@ -113,7 +130,7 @@ class ResNet18Reduced(Backbone):
         stages, in_planes = [], nf
         for planes, stride in ((nf, 1), (2 * nf, 2), (4 * nf, 2), (8 * nf, 2)):
             stages.append(nn.Sequential(
-                _BasicBlock(in_planes, planes, stride, mode), _BasicBlock(planes, planes, 1, mode)
+                _BasicBlock(in_planes, planes, stride, mode, p.dropout), _BasicBlock(planes, planes, 1, mode, p.dropout)
             ))
             in_planes = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

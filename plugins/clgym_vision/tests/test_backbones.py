@@ -105,3 +105,20 @@ def test_resnet18_reduced_batch_norm_modes():
     assert torch.allclose(none(x)[:2], none(x[:2]), atol=1e-5)
     with pytest.raises(SpecError, match="resnet18_reduced.params.batch_norm"):
         ResNet18Reduced(batch_norm="group")
+
+
+def test_resnet18_reduced_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 16, 16)
+    plain = ResNet18Reduced(base_filters=6)
+    dropped = ResNet18Reduced(base_filters=6, dropout=0.3)
+    dropped.load_state_dict(plain.state_dict())  # same weights: dropout has none
+    assert [m.p for m in dropped.modules() if isinstance(m, nn.Dropout)] == [0.3] * 16  # two per block
+    plain.eval(), dropped.eval()
+    torch.testing.assert_close(dropped(x), plain(x))  # evaluation: no dropout
+    plain.train(), dropped.train()
+    torch.manual_seed(1)
+    first = dropped(x)
+    assert not torch.allclose(first, plain(x), atol=1e-3)  # training: dropout changes the outputs
+    assert not torch.allclose(first, dropped(x), atol=1e-3)  # and draws a new mask each pass
+    assert dropped.set_dropout(0.1) == 16  # stable_sgd can set the rate
