@@ -209,7 +209,7 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     except FileNotFoundError:
         raise CheckpointError(
             f"{run_dir}: no {CHECKPOINT_NAME} (the run stopped before its first checkpoint or ran with "
-            f"trainer.checkpoint: false); start it again: clgym run {run_dir / 'spec.yaml'}"
+            f"trainer.checkpoint: false); start it again there: clgym run {run_dir / 'spec.yaml'} --out {run_dir}"
         ) from None
     except CheckpointError as error:
         if not previous.exists():

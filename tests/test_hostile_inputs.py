@@ -324,3 +324,61 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(delay: float) -> N
         pytest.skip("the command finished before the signal arrived")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().endswith("interrupted")
+
+
+# ---- a full disk, plots of unequal runs ----------------------------------------------------------------
+
+
+def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from clgym_core import checkpoint
+
+    real_save, calls = torch.save, []
+
+    def save(obj, handle):  # noqa: ANN001
+        calls.append(1)
+        if len(calls) == 2:  # the checkpoint after task 1: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, handle)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    run = tmp_path / "run"
+    one_line_error(runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]),
+                   "checkpoint.pt", "No space left on device")
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["completed_tasks"] == 0
+    assert not [p for p in os.listdir(run) if p.endswith(".tmp")]
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    assert runner.invoke(app, ["run", "--resume", str(run)]).exit_code == 0
+
+
+def test_plot_mean_over_seeds_of_runs_with_different_task_counts(tmp_path: Path) -> None:
+    for n in (2, 3):
+        run = tmp_path / f"run{n}"
+        run.mkdir()
+        matrix = [[50.0] * n for _ in range(n + 1)]
+        (run / "metrics.json").write_text(json.dumps({
+            "benchmark": "b", "algorithm": "a", "seed": n, "num_tasks": n, "problem": "classification",
+            "accuracy_matrix": matrix, "loss_matrix": matrix, "average_accuracy": 50.0,
+        }))
+    result = runner.invoke(app, ["plot", str(tmp_path / "run2"), str(tmp_path / "run3"), "--mean-over-seeds",
+                                 "--no-per-run", "--out", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "plots" / "average_accuracy.png").stat().st_size > 0
+
+
+def test_kill_during_the_first_checkpoint_leaves_a_directory_that_can_start_again(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", SPEC)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(spec), "--out", str(run), "--no-progress"]).exit_code == 0
+    for name in os.listdir(run):  # what a kill in the first checkpoint's write leaves: the spec and a torn file
+        if name != "spec.yaml" and not name.startswith("."):
+            (run / name).unlink()
+    (run / ".checkpoint.pt.tmp").write_bytes(b"torn")
+    line = one_line_error(runner.invoke(app, ["run", "--resume", str(run)]), "no checkpoint.pt")
+    assert f"--out {run}" in line
+    assert runner.invoke(app, ["run", str(run / "spec.yaml"), "--out", str(run), "--no-progress"]).exit_code == 0
+    assert (run / "metrics.json").is_file()

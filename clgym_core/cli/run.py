@@ -73,10 +73,10 @@ def run(
             err_console.print(f"interrupted; resume with: clgym run --resume {stop.run_dir}", markup=False)
         elif stop.run_dir is not None and not stop.checkpointing:
             err_console.print("interrupted; this run kept no checkpoint (trainer.checkpoint: false), so it cannot "
-                              f"be resumed; start again: clgym run {stop.run_dir / 'spec.yaml'}", markup=False)
+                              f"be resumed; start again: clgym run {stop.run_dir / 'spec.yaml'} --out {stop.run_dir}", markup=False)
         elif stop.run_dir is not None:
             err_console.print(
-                f"interrupted before anything was checkpointed; start again: clgym run {stop.run_dir / 'spec.yaml'}",
+                f"interrupted before anything was checkpointed; start again: clgym run {stop.run_dir / 'spec.yaml'} --out {stop.run_dir}",
                 markup=False,
             )
         else:
