@@ -23,6 +23,7 @@ from clgym_core.backbone import Backbone
 from clgym_core.benchmark import Benchmark
 from clgym_core.callback import Callback
 from clgym_core.component import validate_params
+from clgym_core.data import Batch
 from clgym_core.errors import ClgymError, RegistryError, SpecError
 from clgym_core.loggers import DEFAULT_LOGGERS
 from clgym_core.optim import build_optimizer
@@ -143,11 +144,49 @@ def build(resolved: ResolvedRun) -> Components:
         build_optimizer(backbone.parameters(), spec.optimizer)
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{source}: optimizer: {' '.join(str(exc).split())}") from None
+    check_shapes(resolved, algorithm)
     callbacks = [
         _construct(cls, source, f"callbacks[{i}]", c.params)
         for i, (cls, c) in enumerate(zip(resolved.callback_classes, spec.callbacks))
     ]
     return Components(resolved.benchmark, backbone, algorithm, callbacks)
+
+
+def check_shapes(resolved: ResolvedRun, algorithm: Algorithm) -> None:
+    """Pass a dummy batch of the benchmark's input shape through the algorithm's forward (no data needed).
+
+    A backbone whose sizes do not fit the benchmark fails here, in one line naming the two
+    settings, instead of at the first training step with a traceback.
+    """
+    benchmark, spec, source = resolved.benchmark, resolved.spec, resolved.source
+    backbone = algorithm.backbone
+    shape = tuple(int(d) for d in benchmark.input_shape)
+    params = spec.backbone.params
+    sizes = ", ".join(f"backbone.params.{k}={params[k]}" for k in ("input_size", "input_channels") if k in params)
+    inputs = torch.zeros((2, *shape))
+    task_ids = torch.ones(2, dtype=torch.long)
+    targets = torch.zeros(2, dtype=torch.long if benchmark.problem == "classification" else torch.float32)
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            outputs = algorithm.forward(Batch(inputs, targets, task_ids))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        reason = (" ".join(str(exc).split()) or type(exc).__name__)[:200]
+        raise SpecError(
+            f"{source}: backbone {spec.backbone.name} does not fit benchmark {spec.benchmark.name}: "
+            f"its inputs have shape {list(shape)}, {sizes or 'the backbone params'} ({reason})"
+        ) from None
+    finally:
+        backbone.train(was_training)
+    expected = benchmark.head_size
+    got = int(outputs.shape[-1]) if outputs.dim() > 1 else 1
+    if outputs.shape[0] != 2 or got != expected:
+        where = f"backbone.params.output_size={params['output_size']}" if "output_size" in params else "the backbone"
+        raise SpecError(
+            f"{source}: {where} gives {got} output(s) per example but benchmark {spec.benchmark.name} "
+            f"has {expected} per head (benchmark head size)"
+        )
 
 
 def build_trainer(

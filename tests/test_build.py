@@ -146,3 +146,42 @@ def test_a_failing_on_exception_is_reported_after_the_original_error(capsys: pyt
         trainer.fit()
     err = capsys.readouterr().err
     assert "warning: callback fails_on_exception.on_exception failed: ValueError: cleanup went wrong" in err
+
+
+@pytest.mark.parametrize("override, needles", [
+    ({"input_size": 784}, ["backbone.params.input_size=784", "does not fit benchmark counted_blobs", "[8]"]),
+    ({"output_size": 5}, ["backbone.params.output_size=5", "has 2 per head"]),
+])
+def test_validate_passes_a_dummy_batch_and_names_both_fields(registry, override: dict, needles: list[str]) -> None:
+    from clgym_core.errors import SpecError
+
+    spec = parse_spec({**SPEC, "backbone": {"name": "mlp", "params": {"hidden_sizes": [8], **override}}})
+    with pytest.raises(SpecError) as caught:
+        build(resolve(spec, registry, source="spec.yaml"))
+    message = str(caught.value)
+    assert message.startswith("spec.yaml: ") and "\n" not in message
+    for needle in needles:
+        assert needle in message
+
+
+class WithState(Plain):
+    """Keeps a counter and uses the usual super() pattern to restore."""
+
+    name = "with_state"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.seen = state["seen"]
+
+
+def test_the_usual_super_load_state_dict_pattern_works() -> None:
+    algo = WithState(MLP(input_size=8, hidden_sizes=[8], output_size=2), SyntheticBlobs())
+    algo.load_state_dict({"seen": 3})
+    assert algo.seen == 3 and algo.state_dict() == {"seen": 3}
