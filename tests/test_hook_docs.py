@@ -85,3 +85,37 @@ def test_signature_line_spells_annotations_as_source_does() -> None:
     def example(self, trainer: ContinualTrainer, task: int = 1) -> None: ...  # noqa: F821 (a string here)
 
     assert signature_line(example) == "def example(self, trainer: ContinualTrainer, task: int = 1) -> None:"
+
+
+def _example(doc: str, class_name: str) -> type:
+    """The class defined by the python block of docs/plugins.md that defines ``class_name``."""
+    for block in re.findall(r"```python\n(.*?)```", doc, flags=re.S):
+        if f"class {class_name}(" in block:
+            namespace: dict = {}
+            exec(compile(block, f"docs/plugins.md:{class_name}", "exec"), namespace)
+            return namespace[class_name]
+    raise AssertionError(f"docs/plugins.md has no example defining {class_name}")
+
+
+def test_the_documented_minimal_algorithm_and_callback_run_and_resume(doc: str, tmp_path: Path) -> None:
+    import torch
+
+    from clgym_core.runner import run_spec
+    from clgym_core.spec import parse_spec
+    from clgym_core.testing import SyntheticBlobs, isolated_registry, make_plugin
+
+    algorithm, callback = _example(doc, "L2Anchor"), _example(doc, "SeenAccuracyLog")
+    plugin = make_plugin(benchmarks=[SyntheticBlobs], algorithms=[algorithm], callbacks=[callback])
+    spec = parse_spec({
+        "benchmark": {"name": "synthetic_blobs", "params": {"num_tasks": 2, "train_examples": 32}},
+        "backbone": {"name": "mlp", "params": {"hidden_sizes": [8]}},
+        "algorithm": {"name": "l2_anchor", "params": {"strength": 0.5}},
+        "callbacks": ["seen_accuracy_log"],
+        "trainer": {"batch_size": 16, "device": "cpu", "progress": False},
+    })
+    with isolated_registry({"docs": plugin}):
+        run_spec(spec, out_dir=tmp_path / "run")
+    lines = (tmp_path / "run" / "seen_accuracy.txt").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["1", "2"]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert len(state["algorithm"]["anchor"]) == 4  # two layers' weights and biases
