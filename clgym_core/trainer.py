@@ -29,6 +29,7 @@ from clgym_core.callback import STEP_HOOKS, Callback, Evaluation, overrides
 from clgym_core.collector import MetricCollector
 from clgym_core.data import DataSource, TaskData, iterate_batches
 from clgym_core.errors import CheckpointError, ClgymError, NonFiniteLossError
+from clgym_core.optim import prepare_for_task
 from clgym_core.resources import peak_gpu_memory_mb, peak_host_memory_mb
 from clgym_core.settings import MIXED_PRECISION, TrainerSettings
 
@@ -269,6 +270,7 @@ class ContinualTrainer:
         torch.manual_seed(derived_seed(self.seed, "task", task))
         self.call("on_task_start", task)
         optimizer = self.algorithm.prepare_optimizer(task)
+        scheduler = prepare_for_task(optimizer, self.algorithm.optimizer_config, task, self.epochs_per_task)
         data = self._on_device(self.algorithm.prepare_train_data(task))
         self.steps_per_epoch = math.ceil(len(data) / self.batch_size)  # type: ignore[arg-type]
         self.backbone.train()
@@ -279,6 +281,8 @@ class ContinualTrainer:
             batches = iterate_batches(data, self.batch_size, self.settings.shuffle, generator, self.device)
             self._run_epoch(task, epoch, batches, optimizer)
             self.algorithm.train_epoch_end(task, epoch)
+            if scheduler is not None:
+                scheduler.step()
             self.call("on_train_epoch_end", task, epoch)
         del data
         self.algorithm.train_task_end(task)

@@ -185,3 +185,21 @@ def test_the_usual_super_load_state_dict_pattern_works() -> None:
     algo = WithState(MLP(input_size=8, hidden_sizes=[8], output_size=2), SyntheticBlobs())
     algo.load_state_dict({"seen": 3})
     assert algo.seen == 3 and algo.state_dict() == {"seen": 3}
+
+
+def test_logger_flag_adds_a_named_callback_once_and_unknown_names_are_one_line(registry, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clgym_core.cli import app
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "callbacks": ["counter"]}))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(out), "--logger", "counter",
+                                      "--logger", "fails_on_exception_not", "--no-progress"])
+    assert result.exit_code == 2 and "callbacks[1].name: unknown callback 'fails_on_exception_not'" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(out), "--logger", "counter", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load((out / "spec.yaml").read_text())
+    assert [c["name"] for c in written["callbacks"]] == ["counter", "csv_logger", "jsonl_logger"]

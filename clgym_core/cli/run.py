@@ -14,7 +14,7 @@ from clgym_core.build import build, resolve
 from clgym_core.errors import ClgymError, RunDirError
 from clgym_core.rundir import RUN_MARKERS
 from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
-from clgym_core.spec import RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file
+from clgym_core.spec import ComponentSpec, RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file
 
 QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
 
@@ -48,6 +48,10 @@ def run(
     resume: Optional[Path] = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last finished task."
     ),
+    loggers: Optional[list[str]] = typer.Option(
+        None, "--logger", metavar="NAME",
+        help="Also track the run with this logger: tensorboard, mlflow (a callback name; repeatable).",
+    ),
 ) -> None:
     """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
 
@@ -58,14 +62,14 @@ def run(
     """
     try:
         if resume is not None:
-            if spec_path is not None or overrides or out is not None:
-                raise ClgymError("--resume takes no SPEC, --set or --out: the spec comes from RUN_DIR/spec.yaml")
+            if spec_path is not None or overrides or out is not None or loggers:
+                raise ClgymError("--resume takes no SPEC, --set, --out or --logger: the spec comes from RUN_DIR/spec.yaml")
             _resume(resume, progress)
             return
         if spec_path is None:
             _quickstart(overrides, out, progress)
             return
-        spec = load_spec(spec_path, overrides)
+        spec = with_loggers(load_spec(spec_path, overrides), loggers or [])
         result = run_spec(spec, out_dir=out, progress=None if progress else False, source=str(spec_path))
         show_result(result)
     except RunInterrupted as stop:
@@ -85,6 +89,13 @@ def run(
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         raise typer.Exit(INTERRUPTED) from None
+
+
+def with_loggers(spec: RunSpec, names: list[str]) -> RunSpec:
+    """``spec`` with the callbacks named by ``--logger`` added (once each), so its spec.yaml lists them."""
+    present = {c.name for c in spec.callbacks}
+    extra = [ComponentSpec(name=n) for n in dict.fromkeys(names) if n not in present]
+    return spec.model_copy(update={"callbacks": [*spec.callbacks, *extra]}) if extra else spec
 
 
 def _resume(run_dir: Path, progress: bool) -> None:
