@@ -4,12 +4,12 @@ Every logger records the same things: the spec, the accuracy and loss on every
 task after every task (the rows of the accuracy matrix, step 0 the untrained
 model), the mean training loss of every epoch, the wall time of every task and
 the summary metrics at the end. ``clgym run`` always attaches the CSV and
-JSON-lines loggers; TensorBoard and MLflow loggers are attached by naming them
+JSON-lines loggers; TensorBoard, MLflow and W&B loggers are attached by naming them
 in the spec's ``callbacks`` and need those libraries (``pip install
-clgym-core[tensorboard]`` / ``[mlflow]``). Nothing leaves the machine unless a
-logger is pointed at a server (MLflow's ``tracking_uri``).
+clgym-core[tensorboard]`` / ``[mlflow]`` / ``[wandb]``). Nothing leaves the machine unless a
+logger is pointed at a server (MLflow's ``tracking_uri``, W&B's ``mode: online``).
 
-Scalar tags, shared by the CSV, TensorBoard and MLflow loggers (the x-axis
+Scalar tags, shared by the CSV, TensorBoard, MLflow and W&B loggers (the x-axis
 ``step`` is the trainer's global step):
 
 - ``train/loss``: mean training loss of an epoch;
@@ -34,7 +34,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -436,5 +436,70 @@ class MLflowLogger(ScalarLogger):
         self.run_id = state.get("run_id")
 
 
-LOGGERS = [CSVLogger, JSONLinesLogger, TensorBoardLogger, MLflowLogger]
+class WandbLogger(ScalarLogger):
+    """Weights & Biases run: the spec as config, per-task accuracies and losses, summary metrics (offline by default)."""
+
+    name = "wandb"
+
+    class Params(Params):
+        project: str = Field("clgym", description="W&B project.")
+        mode: Literal["offline", "online", "disabled"] = Field(
+            "offline", description="offline (files in RUN_DIR/wandb; `wandb sync` uploads them later), online or disabled."
+        )
+        entity: str | None = Field(None, description="W&B entity (team or user); your default when unset.")
+        run_name: str | None = Field(None, description="W&B run name (the run directory's name when unset).")
+        dir: str | None = Field(None, description="Folder for W&B's files, relative to the run directory (the run directory).")
+
+    def __init__(self, params: Params | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        _require("wandb", "wandb", self.name)
+        self._run: Any = None
+        self.run_id: str | None = None
+
+    def setup(self, trainer: ContinualTrainer) -> None:
+        import wandb
+
+        folder = log_folder(trainer, self.params.dir, ".", self.name)
+        if folder is None:
+            warnings.warn(f"callback {self.name}: no folder to write to (set params.dir); logging nothing",
+                          stacklevel=2)
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        name = self.params.run_name or (Path(trainer.run_dir).name if trainer.run_dir is not None else None)
+        self._run = wandb.init(
+            project=self.params.project, entity=self.params.entity, name=name, dir=str(folder),
+            mode=self.params.mode, config=_spec_dict(trainer) or {}, id=self.run_id,
+            resume="allow" if self.run_id is not None else None, reinit="create_new",
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+        self.run_id = self._run.id
+
+    def log_scalar(self, tag: str, value: float, step: int, task: int | None, epoch: int | None) -> None:
+        if self._run is not None:
+            self._run.log({tag: value}, step=step)
+
+    def on_fit_end(self, trainer: ContinualTrainer) -> None:
+        super().on_fit_end(trainer)
+        if self._run is not None:
+            for key, value in trainer.summary().items():
+                self._run.summary[key] = value
+
+    def on_exception(self, trainer: ContinualTrainer, exception: BaseException) -> None:
+        if self._run is not None:
+            self._run.finish(exit_code=130 if isinstance(exception, KeyboardInterrupt) else 1)
+            self._run = None
+
+    def teardown(self, trainer: ContinualTrainer) -> None:
+        if self._run is not None:
+            self._run.finish()
+            self._run = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id} if self.run_id is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = state.get("run_id")
+
+
+LOGGERS = [CSVLogger, JSONLinesLogger, TensorBoardLogger, MLflowLogger, WandbLogger]
 DEFAULT_LOGGERS = [CSVLogger, JSONLinesLogger]

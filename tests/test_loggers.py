@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from clgym_core import loggers, rundir, runner
@@ -188,3 +189,44 @@ def test_resumed_file_log_drops_what_came_after_the_checkpoint(tmp_path):
     assert records[1]["completed_tasks"] == 1 and records[1]["interrupted_by"]["type"] == "KeyboardInterrupt"
     assert records[1]["interrupted_by"]["task"] == 2
     assert Path(logger.path) == log
+
+
+class _FakeWandbRun:
+    def __init__(self, **kwargs):
+        self.init = kwargs
+        self.id = kwargs.get("id") or "fake123"
+        self.logged: list[tuple[dict, int]] = []
+        self.summary: dict = {}
+        self.finished = None
+
+    def log(self, values, step):
+        self.logged.append((values, step))
+
+    def finish(self, exit_code=0):
+        self.finished = exit_code
+
+
+def test_wandb_logger_sends_the_shared_tags_and_the_spec(registry, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed (pip install clgym-core[wandb])")
+    runs = []
+    monkeypatch.setattr(wandb, "init", lambda **kw: runs.append(_FakeWandbRun(**kw)) or runs[-1])
+    run = run_spec(parse_spec({**SPEC, "callbacks": ["wandb"]}), out_dir=tmp_path / "run", progress=False)
+    (fake,) = runs
+    assert fake.init["mode"] == "offline" and fake.init["config"]["algorithm"]["name"] == "plain"
+    assert Path(fake.init["dir"]).resolve() == (tmp_path / "run").resolve()
+    task2 = [(step, values["accuracy/task_2"]) for values, step in fake.logged if "accuracy/task_2" in values]
+    assert [v for _, v in task2] == pytest.approx([row[1] for row in run.accuracy_matrix])
+    assert fake.summary["average_accuracy"] == pytest.approx(run.summary["average_accuracy"])
+    assert fake.finished == 0
+
+
+def test_wandb_logger_offline_writes_inside_the_run_directory(registry, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is not installed (pip install clgym-core[wandb])")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    run = run_spec(parse_spec({**SPEC, "callbacks": ["wandb"]}), out_dir=tmp_path / "run", progress=False)
+    logger = next(c for c in run.trainer.callbacks if isinstance(c, loggers.WandbLogger))
+    offline = list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{logger.run_id}/run-{logger.run_id}.wandb"))
+    assert len(offline) == 1 and offline[0].stat().st_size > 0
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["callbacks"]["wandb"]["run_id"] == logger.run_id  # a resumed run continues the same W&B run
