@@ -14,7 +14,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch
 from clgym_core.errors import SpecError
 
-from clgym_algos.memory import class_keys, default_memory_size, num_class_keys
+from clgym_algos.memory import default_memory_size
 
 if TYPE_CHECKING:
     from clgym_core.trainer import ContinualTrainer
@@ -165,10 +165,13 @@ class GDumb(Algorithm):
     and whenever the model is to be evaluated (here: after every task) the
     backbone is re-initialised (every module's ``reset_parameters``, from the
     trainer-seeded generator) and trained from scratch on the memory only,
-    for ``epochs`` with SGDR and gradient clipping as in the paper. With one
-    head per task a class is (task, label) and the heads mask the outputs, as
-    the paper's masking at inference does. Not done: the paper's cutmix and
-    augmentation.
+    for ``epochs`` with SGDR and gradient clipping as in the paper. The
+    sampler balances (task, label) pairs: the paper's classes in a
+    class-incremental stream (where a label belongs to one task), and what
+    keeps later tasks in memory when tasks share labels (balancing labels
+    alone would refuse every example of a new task once memory is full). With
+    one head per task the heads mask the outputs, as the paper's masking at
+    inference does. Not done: the paper's cutmix and augmentation.
     """
 
     name = "gdumb"
@@ -186,15 +189,15 @@ class GDumb(Algorithm):
                     f"backbone module {name or type(module).__name__!r} has none"
                 )
         size = default_memory_size(self.benchmark, self.params.memory_size)
-        self.buffer = GreedyBalancedBuffer(size, num_class_keys(self.benchmark))
+        self.buffer = GreedyBalancedBuffer(size, self.benchmark.head_size * self.benchmark.num_tasks)
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
         self.buffer.load_state_dict(self.buffer.state_dict(), self.device)
 
     def train_step(self, batch: Batch, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        self.buffer.add(batch.inputs, batch.targets, batch.task_ids,
-                        class_keys(batch.targets, batch.task_ids, self.benchmark))
+        keys = (batch.task_ids.long() - 1) * self.benchmark.head_size + batch.targets.long()
+        self.buffer.add(batch.inputs, batch.targets, batch.task_ids, keys)
         return torch.zeros((), device=batch.targets.device)
 
     def reset_backbone(self) -> None:
