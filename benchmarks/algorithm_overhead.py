@@ -6,7 +6,9 @@ CPU with one thread. One benchmark object serves every run, and every task's dat
 episodic memory) is built before timing starts, so data preparation is not counted.
 A task's time runs from ``on_task_start`` to ``on_validation_start``: the optimizer set-up,
 every training step and the algorithm's end-of-task work (EWC's Fisher, OGD's basis,
-MC-SGD's line search...), not the evaluation. Algorithms run in rotating order,
+MC-SGD's line search, MAS's importance, iCaRL's herding and class means, GDumb's training
+from scratch on its memory...), not the evaluation. Memory-based methods get 100 examples
+per task (500 slots for DER, DER++, ER-ACE, iCaRL, GDumb). Algorithms run in rotating order,
 ``--repeats`` times each; the table gives the median over repeats of the mean time per
 task, and its ratio to finetune's.
 
@@ -38,6 +40,12 @@ ALGORITHM_PARAMS = {
     "agem": {"reference_batch_size": 256},
     "stable_sgd": {"dropout": 0.5, "lr_decay": 0.8},
     "ewc": {"lambda": 10},
+    "der": {"alpha": 0.3},
+    "derpp": {"alpha": 0.1, "beta": 0.5},
+    "lwf": {"alpha": 1.0, "temperature": 2.0},
+    "mas": {"lambda": 1.0},
+    "gem": {"margin": 0.5},
+    "gdumb": {"epochs": 30, "batch_size": 16},
 }
 
 

@@ -1,4 +1,4 @@
-"""Reproduce the comparison tables of the Stable SGD and A-GEM papers with the specs in examples/reproduce/.
+"""Reproduce the comparison tables of the Stable SGD, A-GEM and DER papers with the specs in examples/reproduce/.
 
 Tables (one spec per algorithm per benchmark, published hyperparameters in each spec's comments):
 
@@ -8,6 +8,11 @@ Tables (one spec per algorithm per benchmark, published hyperparameters in each 
 * ``agem``: Chaudhry et al. 2019, "Efficient Lifelong Learning with A-GEM", Table 1:
   Permuted MNIST, the 17 tasks after the 3 cross-validation tasks, batch 10, 250 memory
   examples per task; VAN, EWC, A-GEM, MULTI-TASK.
+* ``der``: Buzzega et al. 2020, "Dark Experience for General Continual Learning", Table 2
+  (Permuted and Rotated MNIST, Domain-IL, 20 tasks, batch 128) and the appendix (Seq-MNIST,
+  Class-IL and Task-IL, 5 tasks, batch 10): MLP 100-100, 1 epoch, buffers 200 and 500; SGD,
+  oEWC, SI, LwF, ER, GEM, A-GEM, iCaRL, DER, DER++ with the authors' hyperparameters (one
+  spec per method, benchmark and buffer; no published numbers are filled in here).
 
 Every (spec, seed) runs as its own ``clgym run SPEC --out DIR --no-progress --set seed=N``
 subprocess with one thread (OMP_NUM_THREADS=1), at most ``--jobs`` at a time; a run whose
@@ -17,6 +22,7 @@ table puts our A_T and F_T (forgetting as Chaudhry et al. 2018 define it, the pa
 metric, in [0, 1]) next to the published numbers.
 
     python scripts/reproduce.py --table all --seeds 0 1 2 --out runs/reproduce
+    python scripts/reproduce.py --table der --algorithms der_200 derpp_200 --seeds 0 --out runs/der
     python scripts/reproduce.py --quick --out /tmp/repro_quick     # 3 tasks x 500 images: a smoke test
 """
 
@@ -35,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "examples" / "reproduce"
-TABLES = {"stable_sgd": "stable_sgd_table2", "agem": "agem_table1"}
+TABLES = {"stable_sgd": "stable_sgd_table2", "agem": "agem_table1", "der": "der_table"}
 
 # Published (accuracy %, std, forgetting in [0, 1], std); None where the paper prints none.
 # Stable SGD paper, Table 2 (mean and std over 5 runs).
@@ -64,8 +70,9 @@ PUBLISHED = {
         "joint": (91.3, None, None, None),
     },
 }
-LABELS = {"finetune": "naive SGD / VAN (finetune)", "ewc": "EWC (variant agem)", "agem": "A-GEM", "er_reservoir": "ER-Reservoir",
-          "stable_sgd": "Stable SGD", "joint": "multitask (joint)"}
+LABELS = {"finetune": "naive SGD / VAN (finetune)", "ewc": "EWC (variant agem)", "agem": "A-GEM",
+          "er_reservoir": "ER-Reservoir", "stable_sgd": "Stable SGD", "joint": "multitask (joint)",
+          "ewc_online": "oEWC", "si": "SI", "lwf": "LwF"}
 QUICK = ["benchmark.params.num_tasks=3", "benchmark.params.per_task_examples=500",
          "benchmark.params.per_task_joint_examples=200"]
 
@@ -149,7 +156,7 @@ def _mean_std(values: list[float], digits: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", choices=["stable_sgd", "agem", "all"], default="all")
+    parser.add_argument("--table", choices=[*TABLES, "all"], default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--algorithms", nargs="+", help="Only these specs (file stems, e.g. finetune agem).")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
@@ -159,7 +166,7 @@ def main() -> int:
     parser.add_argument("--summary-only", action="store_true", help="Aggregate what is in --out; run nothing.")
     args = parser.parse_args()
 
-    tables = ["stable_sgd", "agem"] if args.table == "all" else [args.table]
+    tables = list(TABLES) if args.table == "all" else [args.table]
     overrides = (QUICK if args.quick else []) + args.overrides
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "reproduce.log"
@@ -182,8 +189,10 @@ def main() -> int:
         folder = args.out / TABLES[table]
         if folder.is_dir():
             print(f"\n## clgym results {folder}\n", flush=True)
+            # The DER table has one spec per buffer size: keep them apart.
+            group_by = "benchmark,algorithm,config" if table == "der" else "benchmark,algorithm"
             subprocess.run([*clgym(), "results", str(folder), "--format", "markdown", "--group-by",
-                            "benchmark,algorithm", "--metrics", "average_accuracy,average_forgetting,wall_seconds"],
+                            group_by, "--metrics", "average_accuracy,average_forgetting,wall_seconds"],
                            cwd=ROOT, check=False)
     print(summary(args.out, tables))
     return 0

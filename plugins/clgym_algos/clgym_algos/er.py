@@ -13,7 +13,7 @@ from clgym_core.component import Params
 from clgym_core.data import Batch, TaskData
 from clgym_core.errors import SpecError
 
-from clgym_algos.memory import random_rows
+from clgym_algos.memory import default_memory_size, random_rows
 
 if TYPE_CHECKING:
     from clgym_core.trainer import ContinualTrainer
@@ -138,17 +138,25 @@ class ReservoirBuffer:
         self.inputs: torch.Tensor | None = None  # (capacity + 1, ...): the last row is a spare slot
         self.targets: torch.Tensor | None = None
         self.task_ids: torch.Tensor | None = None
+        # Further per-slot tensors written with each example (DER's logits), same layout.
+        self.extras: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return min(self.seen, self.capacity)
 
     @torch.no_grad()
-    def add(self, inputs: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> None:
+    def add(
+        self, inputs: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, **extras: torch.Tensor
+    ) -> None:
+        """Offer a batch in stream order; ``extras`` (e.g. ``logits=``) are stored alongside each example."""
         size, device = self.capacity, targets.device
         if self.inputs is None:
             self.inputs = inputs.new_zeros((size + 1, *inputs.shape[1:]))
             self.targets = targets.new_zeros((size + 1, *targets.shape[1:]))
             self.task_ids = torch.zeros(size + 1, dtype=torch.long, device=device)
+        for name, value in extras.items():
+            if name not in self.extras:
+                self.extras[name] = value.new_zeros((size + 1, *value.shape[1:]))
         b = targets.shape[0]
         order = torch.arange(b, device=device)
         index = order + self.seen  # 0-based stream position of each example
@@ -166,16 +174,26 @@ class ReservoirBuffer:
         self.inputs[slot] = inputs.to(self.inputs.dtype)
         self.targets[slot] = targets
         self.task_ids[slot] = task_ids.long()
+        for name, value in extras.items():
+            self.extras[name][slot] = value.detach().to(self.extras[name].dtype)
         self.seen += b
 
-    def sample(self, k: int) -> Batch:
-        rows = random_rows(len(self), k, self.targets.device)
+    def sample_rows(self, k: int) -> torch.Tensor:
+        """``min(k, len)`` distinct random filled slots."""
+        return random_rows(len(self), k, self.targets.device)
+
+    def batch_at(self, rows: torch.Tensor) -> Batch:
         return Batch(self.inputs[rows], self.targets[rows], self.task_ids[rows])
+
+    def sample(self, k: int) -> Batch:
+        return self.batch_at(self.sample_rows(k))
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"capacity": self.capacity, "seen": self.seen}
         if self.inputs is not None:
             state.update(inputs=self.inputs, targets=self.targets, task_ids=self.task_ids)
+        if self.extras:
+            state["extras"] = dict(self.extras)
         return state
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
@@ -183,6 +201,7 @@ class ReservoirBuffer:
         self.inputs = state["inputs"].to(device) if "inputs" in state else None
         self.targets = state["targets"].to(device) if "targets" in state else None
         self.task_ids = state["task_ids"].to(device) if "task_ids" in state else None
+        self.extras = {name: value.to(device) for name, value in state.get("extras", {}).items()}
 
 
 def _joined(batch: Batch, replay: Batch) -> Batch:
@@ -311,11 +330,7 @@ class ERReservoir(_Replay):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        size = self.params.memory_size
-        if size is None:
-            per_task = getattr(self.benchmark.params, "per_task_memory_examples", None)
-            size = (per_task or self.benchmark.head_size) * self.benchmark.num_tasks
-        self.buffer = ReservoirBuffer(size)
+        self.buffer = ReservoirBuffer(default_memory_size(self.benchmark, self.params.memory_size))
 
     def write(self, batch: Batch) -> None:
         self.buffer.add(batch.inputs, batch.targets, batch.task_ids)

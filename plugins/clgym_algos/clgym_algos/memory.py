@@ -30,3 +30,25 @@ def random_rows(n: int, k: int, device: torch.device) -> torch.Tensor:
     if k >= n:
         return torch.arange(n, device=device)
     return torch.randperm(n, device=device)[:k]
+
+
+def default_memory_size(benchmark: Benchmark, memory_size: int | None) -> int:
+    """``memory_size``, else ``per_task_memory_examples x num_tasks``, else one example per class per task."""
+    if memory_size is not None:
+        return int(memory_size)
+    per_task = getattr(benchmark.params, "per_task_memory_examples", None)
+    return int((per_task or benchmark.head_size) * benchmark.num_tasks)
+
+
+def class_keys(targets: torch.Tensor, task_ids: torch.Tensor, benchmark: Benchmark) -> torch.Tensor:
+    """One integer per example naming its class as the network sees it: the label with one
+    head, ``(task - 1) x head_size + label`` with one head per task (the classes of each head differ)."""
+    targets = targets.long()
+    if benchmark.num_heads == 1:
+        return targets
+    return (task_ids.long() - 1) * benchmark.head_size + targets
+
+
+def num_class_keys(benchmark: Benchmark) -> int:
+    """How many values :func:`class_keys` can take."""
+    return benchmark.head_size * benchmark.num_heads

@@ -8,12 +8,22 @@ from clgym_core.hookspecs import hookimpl
 @hookimpl
 def clgym_register_algorithms() -> list[type]:
     from clgym_algos.agem import AGEM
+    from clgym_algos.der import DER, DERPP
     from clgym_algos.er import ERReservoir, ERRing
+    from clgym_algos.er_ace import ERACE
     from clgym_algos.ewc import EWC
     from clgym_algos.finetune import Finetune
+    from clgym_algos.gdumb import GDumb
+    from clgym_algos.gem import GEM
+    from clgym_algos.icarl import ICaRL
     from clgym_algos.joint import Joint
+    from clgym_algos.lwf import LwF
+    from clgym_algos.mas import MAS
     from clgym_algos.mcsgd import MCSGD
     from clgym_algos.ogd import OGD
     from clgym_algos.stable_sgd import StableSGD
 
-    return [Finetune, Joint, EWC, AGEM, ERRing, ERReservoir, OGD, StableSGD, MCSGD]
+    return [
+        Finetune, Joint, EWC, AGEM, ERRing, ERReservoir, OGD, StableSGD, MCSGD,
+        DER, DERPP, ERACE, LwF, MAS, GEM, ICaRL, GDumb,
+    ]

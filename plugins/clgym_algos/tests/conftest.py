@@ -68,9 +68,28 @@ class ConflictingBlobs(Benchmark):
         return TaskData.for_task(inputs, labels, task)
 
 
+class ClassIncrementalBlobs(ConflictingBlobs):
+    """The blobs with new classes per task on one shared head: task t's labels are 2(t-1) and 2(t-1)+1."""
+
+    name = "class_incremental_blobs"
+
+    @property
+    def head_size(self) -> int:
+        return 2 * self.num_tasks
+
+    @property
+    def num_heads(self) -> int:
+        return 1
+
+    def build_task(self, task: int, split: str) -> TaskData:
+        data = super().build_task(task, split)
+        return TaskData.for_task(data.inputs, data.targets + 2 * (task - 1), task)
+
+
 def blobs_backbone(benchmark: Benchmark, seed: int = 0, dropout: float = 0.0) -> MLP:
     torch.manual_seed(seed)
-    return MLP(input_size=2, hidden_sizes=[128, 128], output_size=2, num_heads=benchmark.num_heads, dropout=dropout)
+    return MLP(input_size=2, hidden_sizes=[128, 128], output_size=benchmark.head_size, num_heads=benchmark.num_heads,
+               dropout=dropout)
 
 
 def run_blobs(
@@ -99,6 +118,12 @@ def run_blobs(
 def blobs() -> Callable[..., ConflictingBlobs]:
     """Factory of the conflicting-blobs benchmark."""
     return lambda **kwargs: ConflictingBlobs(**kwargs)
+
+
+@pytest.fixture
+def class_blobs() -> Callable[..., ClassIncrementalBlobs]:
+    """Factory of the class-incremental blobs benchmark (one head, two new classes per task)."""
+    return lambda **kwargs: ClassIncrementalBlobs(**kwargs)
 
 
 @pytest.fixture
