@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from clgym_core.algorithm import Algorithm, build_optimizer
+from clgym_core.algorithm import Algorithm
+from clgym_core.optim import build_optimizer
 from clgym_core.component import Params
 from clgym_core.data import Batch
 from clgym_core.errors import SpecError

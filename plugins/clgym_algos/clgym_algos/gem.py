@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import quadprog
 import torch
+from scipy.linalg import cholesky, solve_triangular
+from scipy.optimize import nnls
 from pydantic import Field
 
 from clgym_core.algorithm import Algorithm
@@ -37,14 +38,23 @@ class GEMParams(Params):
 
 def gem_project(g: torch.Tensor, memory_grads: torch.Tensor, margin: float = 0.5, eps: float = 1e-3) -> torch.Tensor:
     """GEM Sec. 3: the step closest to ``g`` whose inner product with every row of ``memory_grads``
-    is non-negative, through the dual QP ``min_v 1/2 v^T G G^T v + g^T G^T v, v >= margin``, then
-    ``g~ = G^T v + g``. Solved in float64 on the host with ``quadprog`` (Goldfarb-Idnani)."""
+    is non-negative, through the dual QP ``min_v 1/2 v^T M v + (G g)^T v, v >= margin`` with
+    ``M = G G^T + eps I``, then ``g~ = G^T v + g``.
+
+    Solved in float64 on the host as a non-negative least-squares problem (SciPy's
+    ``nnls``): with ``u = v - margin >= 0`` and ``M = L L^T`` (Cholesky), the objective is
+    ``1/2 ||L^T u + L^{-1} (M margin + G g)||^2`` up to a constant. This is the same QP the
+    authors hand to ``quadprog``; a BSD-licensed solver keeps clgym-algos MIT.
+    """
     rows = memory_grads.detach().double().cpu().numpy()
     grad = g.detach().double().cpu().numpy()
     k = rows.shape[0]
     gram = rows @ rows.T
     gram = 0.5 * (gram + gram.T) + eps * np.eye(k)
-    v = quadprog.solve_qp(gram, -(rows @ grad), np.eye(k), np.full(k, float(margin)))[0]
+    lower = cholesky(gram, lower=True)
+    shift = gram @ np.full(k, float(margin)) + rows @ grad
+    u, _ = nnls(lower.T, -solve_triangular(lower, shift, lower=True))
+    v = u + float(margin)
     return torch.from_numpy(rows.T @ v + grad).to(device=g.device, dtype=g.dtype)
 
 
@@ -57,8 +67,8 @@ class GEM(UsesFlatParams, Algorithm):
     loss on all of M_k is computed (each example through its own head), and
     if the batch gradient ``g`` has a negative inner product with any of them
     it is replaced by the solution of the QP ``min_z 1/2 ||g - z||^2`` s.t.
-    ``<z, g_k> >= 0`` for all k < t, solved in its dual form by
-    ``quadprog``, as in the authors' code, with their
+    ``<z, g_k> >= 0`` for all k < t, solved in its dual form (the authors use
+    ``quadprog``; we solve the same QP as non-negative least squares), with their
     ``margin`` (memory strength) and ``eps`` on the diagonal. The projected
     step satisfies ``<g~, g_k> >= 0`` for every k (up to ``eps``). Task 1
     trains as plain SGD.
