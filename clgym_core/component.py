@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -23,17 +25,54 @@ def normalize_name(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
-def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``path.to.field: reason``."""
+def format_validation_error(error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``path.to.field: reason``.
+
+    With the ``model`` that was validated, an unknown key names the closest known one
+    (``lamda`` -> ``lambda``) and lists the keys the model takes at that place.
+    """
     lines = []
     for item in error.errors():
         loc = ".".join(str(part) for part in item["loc"])
         where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown parameter"
+            message = "unknown parameter" + _known_fields_hint(model, item["loc"])
         lines.append(f"{where}: {message}" if where else message)
     return "; ".join(lines)
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """The keys ``model`` takes, as a spec writes them (aliases where a field has one)."""
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _known_fields_hint(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    """``; did you mean X? (takes: a, b, c)`` for the unknown key at ``loc`` of ``model``."""
+    owner = _model_at(model, loc[:-1]) if model is not None else None
+    if owner is None:
+        return ""
+    known = field_names(owner)
+    if not known:
+        return f" ({owner.__name__} takes no parameters)"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{hint} (known: {', '.join(known)})"
+
+
+def _model_at(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``path`` inside ``model`` (None when not one)."""
+    for part in path:
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        fields.update(model.model_fields)
+        field = fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        candidates = [annotation, *typing.get_args(annotation)]
+        found = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if found is None:
+            return None
+        model = found
+    return model
 
 
 def validate_model(model: type[BaseModel], values: Any, where: str) -> Any:
@@ -45,7 +84,7 @@ def validate_model(model: type[BaseModel], values: Any, where: str) -> Any:
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as error:
-        raise SpecError(format_validation_error(error, where)) from None
+        raise SpecError(format_validation_error(error, where, model)) from None
 
 
 def validate_params(cls: type, values: dict[str, Any] | BaseModel | None, where: str | None = None) -> Any:

@@ -22,6 +22,7 @@ __all__ = [
     "learning_accuracy",
     "average_loss",
     "average_loss_forgetting",
+    "loss_chaudhry_forgetting",
     "loss_backward_transfer",
     "loss_forward_transfer",
     "learning_loss",
@@ -145,6 +146,14 @@ def average_loss_forgetting(loss: Any) -> float:
     return average_forgetting(-_matrix(loss, "loss matrix"))
 
 
+def loss_chaudhry_forgetting(loss: Any) -> float:
+    """Chaudhry et al. 2018 mirrored for a loss: ``1/(T-1) * sum_{i<T} (l_{T,i} - min_{l in {i..T-1}} l_{l,i})``.
+
+    Same row range as :func:`chaudhry_forgetting`. ``0.0`` when ``T == 1``.
+    """
+    return chaudhry_forgetting(-_matrix(loss, "loss matrix"))
+
+
 def loss_backward_transfer(loss: Any) -> float:
     """BWT on a loss: ``1/(T-1) * sum_{i=1}^{T-1} (l_{i,i} - l_{T,i})``; positive means old tasks' loss went down."""
     return backward_transfer(-_matrix(loss, "loss matrix"))
@@ -165,6 +174,7 @@ _SUMMARIES = {
     "accuracy": {
         "average_accuracy": average_accuracy,
         "average_forgetting": average_forgetting,
+        "chaudhry_forgetting": chaudhry_forgetting,
         "backward_transfer": backward_transfer,
         "forward_transfer": forward_transfer,
         "learning_accuracy": learning_accuracy,
@@ -172,6 +182,7 @@ _SUMMARIES = {
     "loss": {
         "average_loss": average_loss,
         "average_forgetting": average_loss_forgetting,
+        "chaudhry_forgetting": loss_chaudhry_forgetting,
         "backward_transfer": loss_backward_transfer,
         "forward_transfer": loss_forward_transfer,
         "learning_loss": learning_loss,

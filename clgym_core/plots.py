@@ -128,23 +128,53 @@ def seen_task_average(matrix: Any, kind: Kind = "accuracy") -> np.ndarray:
     return np.array([m[i, :i].mean() for i in range(1, m.shape[0])])
 
 
+#: Line styles and markers cycled over the lines of one figure, so that lines that coincide
+#: (two methods with the same numbers) stay told apart: a dashed line over a solid one shows both.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def line_style(index: int) -> dict[str, Any]:
+    """Dash pattern, marker and marker size of line ``index``: no two of the first 8 lines look alike."""
+    return {
+        "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "markersize": 7.0 - 1.5 * (index % 3),  # a larger marker behind a smaller one stays visible
+    }
+
+
 def plot_average_accuracy(
-    runs: Mapping[str, Any], path: str | Path, title: str | None = None, kind: Kind = "accuracy", dpi: int = 120
+    runs: Mapping[str, Any], path: str | Path, title: str | None = None, kind: Kind = "accuracy", dpi: int = 120,
+    bands: Mapping[str, Any] | None = None,
 ) -> Path:
     """Average accuracy (or loss) on the tasks seen so far after each task, one line per run.
 
     ``runs`` maps a label (e.g. the algorithm's name) to its matrix; runs may have
-    different numbers of tasks. Raises ``ValueError`` when ``runs`` is empty or a
-    matrix is bad (the message names its label).
+    different numbers of tasks. ``bands`` maps some labels to the standard deviation
+    of their curve (one value per task trained, e.g. over seeds), drawn as a shaded
+    band of ± that much. Each line has its own colour, dash pattern and marker, so
+    identical curves remain distinguishable. Raises ``ValueError`` when ``runs`` is
+    empty, a matrix is bad (the message names its label) or a band's length is not
+    its curve's.
     """
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("runs: expected a non-empty mapping of label -> matrix")
     curves = {str(label): seen_task_average(_checked(m, kind, f"runs[{label!r}]"), kind) for label, m in runs.items()}
+    spreads = {}
+    for label, band in (bands or {}).items():
+        spread = np.asarray(band, dtype=float)
+        if str(label) not in curves or spread.shape != curves[str(label)].shape:
+            raise ValueError(f"bands[{label!r}]: expected one value per task of runs[{label!r}]")
+        spreads[str(label)] = spread
     longest = max(len(c) for c in curves.values())
     figure = _new_figure(7.0, 4.2)
     ax = figure.add_subplot()
-    for (label, curve), colour in zip(curves.items(), _task_colours(len(curves))):
-        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", color=colour, label=label)
+    for index, ((label, curve), colour) in enumerate(zip(curves.items(), _task_colours(len(curves)))):
+        x = np.arange(1, len(curve) + 1)
+        ax.plot(x, curve, color=colour, label=label, linewidth=1.6, **line_style(index))
+        if label in spreads:
+            ax.fill_between(x, curve - spreads[label], curve + spreads[label], color=colour, alpha=0.18,
+                            linewidth=0)
     ax.set_xticks(np.arange(1, longest + 1))
     ax.set_xlabel("tasks trained")
     ax.set_ylabel(f"average {_value_label(kind)} on seen tasks")
@@ -152,5 +182,8 @@ def plot_average_accuracy(
         ax.set_ylim(-2.0, 102.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(title or ("Average accuracy on seen tasks" if kind == "accuracy" else "Average loss on seen tasks"))
+    title = title or ("Average accuracy on seen tasks" if kind == "accuracy" else "Average loss on seen tasks")
+    if spreads:
+        title += "\n(shaded: ± 1 std over the runs of a line)"
+    ax.set_title(title)
     return _save(figure, path, dpi)

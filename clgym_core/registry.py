@@ -257,13 +257,17 @@ class Registry:
         return self.info(kind, name).cls
 
     def find(self, name: str) -> list[ComponentInfo]:
-        """Components of any kind called ``name``."""
+        """Components of any kind called ``name``; a name two plugins claim is an error naming both."""
         found = []
+        claimed_twice: RegistryError | None = None
         for kind in KIND_NAMES:
             try:
                 found.append(self.info(kind, name))
-            except RegistryError:
-                continue
+            except RegistryError as exc:
+                if (kind, normalize_name(name)) in self._duplicates:
+                    claimed_twice = exc
+        if claimed_twice is not None:
+            raise claimed_twice
         return found
 
     def _unknown_message(self, kind: str, name: str) -> str:

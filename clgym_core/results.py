@@ -4,7 +4,10 @@ Any folder with a ``metrics.json`` is a run (see :mod:`clgym_core.runner`). One 
 run holds what it ran (benchmark, algorithm, backbone, seed, a short hash of its
 spec) and its numbers: the summary metrics of CL-Gym's Section 3.3 (average
 accuracy Eq. 1, forgetting Eq. 2, BWT and FWT of Lopez-Paz & Ranzato 2017), wall
-time and peak memory. For regression benchmarks forgetting, BWT and FWT are the
+time and peak memory. Forgetting comes twice: ``average_forgetting`` is CL-Gym's Eq. 2
+(the max over every trained row but the last) and ``chaudhry_forgetting`` is Chaudhry et
+al. 2018 (the max over the rows from the task's own row on), see :mod:`clgym_core.metrics`.
+For regression benchmarks forgetting, BWT and FWT are the
 loss versions from :mod:`clgym_core.metrics` and ``average_loss`` is filled.
 
 The leaderboard groups runs (by benchmark and algorithm unless told otherwise)
@@ -14,6 +17,7 @@ over the runs in a group, usually seeds.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -30,14 +34,20 @@ from clgym_core.spec import parse_spec_text
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"
 DEFAULT_GROUP_BY = ("benchmark", "algorithm")
-DEFAULT_METRICS = ("average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "wall_seconds")
-ALL_METRICS = (
-    "average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy",
-    "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb", "peak_gpu_memory_mb",
+DEFAULT_METRICS = (
+    "average_accuracy", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
+    "wall_seconds",
 )
-LOWER_IS_BETTER = {"average_forgetting", "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb",
-                   "peak_gpu_memory_mb"}
+ALL_METRICS = (
+    "average_accuracy", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
+    "learning_accuracy", "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb", "peak_gpu_memory_mb",
+)
+LOWER_IS_BETTER = {"average_forgetting", "chaudhry_forgetting", "average_loss", "learning_loss", "wall_seconds",
+                   "peak_memory_mb", "peak_gpu_memory_mb"}
 RUN_COLUMNS = ("run", "benchmark", "algorithm", "backbone", "seed", "num_tasks", "problem", "device", "config")
+SPEC_COLUMN = "spec"  # each run's spec.yaml flattened to {"algorithm.params.lambda": 100, ...}
+#: Spec paths that name what a run column already shows, or that differ between seeds of one config.
+_SHOWN_ELSEWHERE = {"benchmark.name", "algorithm.name", "backbone.name", "seed", "benchmark.params.seed"}
 # Spec fields that do not change what is learned: left out of the config hash.
 _NOT_CONFIG = {"seed", "name", "output_dir", "versions", "callbacks"}
 _NOT_TRAINER_CONFIG = {"device", "eval_batch_size", "progress", "checkpoint"}
@@ -105,6 +115,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         if not isinstance(data.get(key), str):
             raise ResultsError(f"{path}: not a clgym metrics.json (no {key!r} field)")
     config = ""
+    spec: Any = None
     spec_path = run_dir / SPEC_FILE
     if spec_path.is_file():
         try:
@@ -128,6 +139,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "problem": str(data.get("problem", "classification")),
         "device": str(data.get("device", "")),
         "config": config,
+        SPEC_COLUMN: flatten_spec(spec) if isinstance(spec, dict) else {},
     }
     loss_metrics = data.get("loss_metrics") if isinstance(data.get("loss_metrics"), dict) else {}
     for key in ALL_METRICS:
@@ -144,8 +156,21 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return runs_frame([read_run(r) for r in runs])
 
 
+def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"algorithm.params.lambda": 100, ...}``: every leaf of a spec by its dotted path (lists are leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in spec.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):  # an empty mapping holds no setting
+            flat.update(flatten_spec(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
 def runs_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=[*RUN_COLUMNS, *ALL_METRICS])
+    rows = [{SPEC_COLUMN: {}, **row} for row in rows]
+    frame = pd.DataFrame(list(rows), columns=[*RUN_COLUMNS, SPEC_COLUMN, *ALL_METRICS])
     for key in ALL_METRICS:
         frame[key] = frame[key].astype(float)
     return frame
@@ -175,16 +200,18 @@ def leaderboard(
     group_by, metrics = list(group_by), list(metrics)
     if not group_by:
         raise ResultsError("--group-by: give at least one column")
-    _check_columns(frame, group_by, "--group-by", [c for c in RUN_COLUMNS if c != "run"] + ["run"])
+    frame = _with_spec_columns(frame, [c for c in group_by if c not in RUN_COLUMNS])
     _check_columns(frame, metrics, "--metrics", ALL_METRICS)
     if sort is not None and sort not in metrics and sort not in ("runs", *group_by):
         raise ResultsError(f"--sort: {sort!r} is not a column of the table; use one of: "
                            f"{', '.join([*metrics, 'runs', *group_by])}")
+    differing = differing_paths(frame, group_by)
     keyed = frame.assign(**{c: frame[c].map(_key_text) for c in group_by})  # None/NaN keys become groups too
     rows = []
     for key, group in keyed.groupby(group_by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = dict(zip(group_by, key))
+        row.update({path: _values_text(group[SPEC_COLUMN], path) for path in differing})
         row["runs"] = len(group)
         seeds = sorted({int(s) for s in group["seed"] if s is not None and not _nan(s)})
         row["seeds"] = ",".join(str(s) for s in seeds)
@@ -201,7 +228,66 @@ def leaderboard(
         if reverse:
             ascending = not ascending
         table = table.sort_values(column, ascending=ascending, na_position="last", kind="stable")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    table.attrs["spec_columns"] = differing
+    return table
+
+
+def _with_spec_columns(frame: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with a column per spec path in ``paths`` (its value in each run's spec.yaml; None when absent)."""
+    if not paths:
+        return frame
+    known = sorted({p for flat in frame[SPEC_COLUMN] for p in flat} | set(RUN_COLUMNS))
+    columns = {}
+    for path in paths:
+        if path not in known:
+            below = [p for p in known if p.startswith(f"{path}.")][:4]
+            close = below or difflib.get_close_matches(path, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ResultsError(f"--group-by: unknown column {path!r}: neither a run column ({', '.join(RUN_COLUMNS)}) "
+                               f"nor a value's path in any run's spec.yaml (e.g. algorithm.params.lambda){hint}")
+        columns[path] = frame[SPEC_COLUMN].map(lambda flat, p=path: _plain(flat.get(p)))
+    return frame.assign(**columns)
+
+
+def _plain(value: Any) -> Any:
+    """A spec value as a group key (lists and mappings as their JSON text)."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def differing_paths(frame: pd.DataFrame, group_by: Sequence[str] = ()) -> list[str]:
+    """Spec paths whose value is not the same in every run (what a sweep varied), for the table to show.
+
+    A component's params count only between runs of the same component (EWC's ``lambda``
+    is not a difference from finetune); seeds, bookkeeping fields and paths already
+    grouped by are left out.
+    """
+    if SPEC_COLUMN not in frame or frame.empty:
+        return []
+    specs = list(frame[SPEC_COLUMN])
+    paths = sorted({p for flat in specs for p in flat})
+    found = []
+    for path in paths:
+        top, _, rest = path.partition(".")
+        if path in group_by or path in _SHOWN_ELSEWHERE or top in _NOT_CONFIG or (
+            top == "trainer" and rest in _NOT_TRAINER_CONFIG
+        ):
+            continue
+        if rest.startswith("params.") and top != "optimizer":
+            partitions: dict[Any, set[str]] = {}
+            for flat in specs:
+                partitions.setdefault(_plain(flat.get(f"{top}.name")), set()).add(_key_text(_plain(flat.get(path))))
+            varies = any(len(values) > 1 for values in partitions.values())
+        else:
+            varies = len({_key_text(_plain(flat.get(path))) for flat in specs}) > 1
+        if varies:
+            found.append(path)
+    return found
+
+
+def _values_text(specs: pd.Series, path: str) -> str:
+    values = sorted({_key_text(_plain(flat.get(path))) for flat in specs})
+    return ", ".join(values)
 
 
 def _nan(value: Any) -> bool:
@@ -232,11 +318,12 @@ def display_rows(
     table: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[str]
 ) -> tuple[list[str], list[list[str]]]:
     """Header and text rows of the leaderboard, metrics as ``mean ± std``."""
-    header = [*group_by, "runs", "seeds", *metrics]
+    spec_columns = list(table.attrs.get("spec_columns", []))
+    header = [*group_by, *spec_columns, "runs", "seeds", *metrics]
     rows = []
     for record in table.to_dict("records"):
         rows.append([
-            *[str(record[c]) for c in group_by], str(record["runs"]), record["seeds"] or "-",
+            *[str(record[c]) for c in [*group_by, *spec_columns]], str(record["runs"]), record["seeds"] or "-",
             *[cell(record[f"{m}_mean"], record[f"{m}_std"]) for m in metrics],
         ])
     return header, rows

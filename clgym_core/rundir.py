@@ -6,7 +6,8 @@ A run directory holds:
   with the versions of the distributions that ran it; ``clgym run RUN_DIR/spec.yaml`` repeats the run;
 - ``accuracy_matrix.csv`` / ``loss_matrix.csv``: row ``untrained`` then ``task_i``, a column per task;
 - ``metrics.json``: the matrices, the summary metrics (accuracies in percent, as the paper
-  reports them), wall time per task and what ran where;
+  reports them; forgetting both as CL-Gym's Eq. 2, ``average_forgetting``, and as Chaudhry et
+  al. 2018, ``chaudhry_forgetting``), wall time per task and what ran where;
 - ``accuracy_matrix.png`` and ``task_curves.png``;
 - ``checkpoint.pt`` (and ``checkpoint.prev.pt``), written after every task (:mod:`clgym_core.checkpoint`);
 - ``events.jsonl`` and ``scalars.csv``, the logs of :mod:`clgym_core.loggers`;
@@ -53,7 +54,10 @@ RUN_FILES = frozenset({
     *RUN_MARKERS, PREVIOUS_NAME, LOCK_NAME, "events.jsonl", "scalars.csv", "accuracy_matrix.csv",
     "loss_matrix.csv", "accuracy_matrix.png", "loss_matrix.png", "task_curves.png",
 })
-ACCURACY_KEYS = ("average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy")
+ACCURACY_KEYS = (
+    "average_accuracy", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
+    "learning_accuracy",
+)
 
 
 def default_run_dir(spec: RunSpec) -> Path:

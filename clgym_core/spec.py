@@ -198,12 +198,69 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> RunSpec:
     try:
         return RunSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(f"{source}: {format_validation_error(error)}") from None
+        raise SpecError(f"{source}: {format_validation_error(error, model=RunSpec)}") from None
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
-    """Read, override and validate a spec file."""
-    return parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
+    """Read (following ``extends``), override and validate a spec file."""
+    return parse_spec(apply_overrides(read_composed_spec(path), overrides), str(path))
+
+
+EXTENDS = "extends"
+
+
+def read_composed_spec(path: str | Path) -> dict[str, Any]:
+    """The mapping of a spec file with its ``extends:`` chain merged in (``--set`` goes on top of this).
+
+    ``extends: base.yaml`` names a spec file relative to the extending file's folder. Mappings merge
+    recursively and the extending file wins; a list or a plain value replaces the base's. A component
+    given another name (``algorithm: agem`` over a base's ``ewc``) replaces the base's whole entry,
+    params included, since they belong to the other component. Chains are followed; a cycle or a
+    missing base is one line naming the file. The merged result is bounded like any single spec.
+    """
+    path = Path(path)
+    chain: list[Path] = []
+    data = _read_extending(path, chain)
+    check_spec_size(data, str(path))
+    return data
+
+
+def _read_extending(path: Path, chain: list[Path]) -> dict[str, Any]:
+    key = path.resolve()
+    if key in chain:
+        loop = " -> ".join(str(p.name) for p in [*chain[chain.index(key):], key])
+        raise SpecError(f"{path}: extends itself through a cycle ({loop}); remove one extends")
+    chain.append(key)
+    data = read_spec_file(path)
+    base_name = data.pop(EXTENDS, None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise SpecError(f"{path}: {EXTENDS}: expected the path of a spec file, got {base_name!r}")
+    base_path = path.parent / base_name
+    if not base_path.is_file():
+        raise SpecError(f"{path}: {EXTENDS}: {base_name!r} does not exist (looked for {base_path})")
+    return merge_specs(_read_extending(base_path, chain), data)
+
+
+def merge_specs(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` merged over ``base`` (new dicts; neither argument changes). See :func:`read_composed_spec`."""
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        old = merged.get(key)
+        if key in SHORTHAND_FIELDS:
+            old, value = _long_form(old), _long_form(value)
+            if isinstance(old, dict) and isinstance(value, dict) and "name" in value and value["name"] != old.get("name"):
+                old = None  # another component: the base's params are not its params
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = merge_specs(old, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _long_form(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
 
 
 def dump_spec(spec: RunSpec) -> str:

@@ -18,7 +18,8 @@ from clgym_core.trainer import ContinualTrainer
 
 
 def test_keyword_construction_goes_through_validation() -> None:
-    with pytest.raises(SpecError, match=r"^mlp.params.hidden: unknown parameter$"):
+    hint = r"did you mean hidden_sizes\? \(known: input_size, hidden_sizes, "
+    with pytest.raises(SpecError, match=rf"^mlp.params.hidden: unknown parameter; {hint}"):
         MLP(hidden=3)
     with pytest.raises(SpecError, match=r"mlp.params.dropout: Input should be less than 1"):
         MLP(dropout=1.5)

@@ -79,6 +79,7 @@ def test_single_task():
     assert metrics.summarize(a) == {
         "average_accuracy": 90.0,
         "average_forgetting": 0.0,
+        "chaudhry_forgetting": 0.0,
         "backward_transfer": 0.0,
         "forward_transfer": 0.0,
         "learning_accuracy": 90.0,
@@ -127,12 +128,14 @@ def test_learning_loss():
 def test_summarize_accuracy_keys_and_values():
     summary = metrics.summarize(ACC)
     assert list(summary) == [
-        "average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy",
+        "average_accuracy", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
+        "learning_accuracy",
     ]
     assert all(type(v) is float for v in summary.values())
     assert summary == pytest.approx({
         "average_accuracy": 257 / 3,
         "average_forgetting": 12.0,
+        "chaudhry_forgetting": 10.0,  # task 2's max starts at row 2 (95), not row 1 (99)
         "backward_transfer": -10.0,
         "forward_transfer": 49.5,
         "learning_accuracy": 277 / 3,
@@ -142,12 +145,14 @@ def test_summarize_accuracy_keys_and_values():
 def test_summarize_loss_keys_and_values():
     summary = metrics.summarize(LOSS, kind="loss")
     assert list(summary) == [
-        "average_loss", "average_forgetting", "backward_transfer", "forward_transfer", "learning_loss",
+        "average_loss", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
+        "learning_loss",
     ]
     assert all(type(v) is float for v in summary.values())
     assert summary == pytest.approx({
         "average_loss": 1.4 / 3,
         "average_forgetting": 0.3,
+        "chaudhry_forgetting": 0.25,  # task 2: 0.6 - l_{2,2} = 0.3 rather than 0.6 - l_{1,2} = 0.4
         "backward_transfer": -0.25,
         "forward_transfer": 1.9,
         "learning_loss": 0.3,

@@ -16,10 +16,17 @@ from clgym_core.cli.common import console, err_console
 from clgym_core.component import summary_line
 from clgym_core.errors import RegistryError
 from clgym_core.kinds import KIND_NAMES, KINDS
+from clgym_core.optim import OptimizerConfig
 from clgym_core.registry import ComponentInfo, get_registry
+from clgym_core.settings import TrainerSettings
 
 
 ListKind = Enum("ListKind", {**{k.plural: k.plural for k in KINDS}, "plugins": "plugins"}, type=str)  # type: ignore[misc]
+#: ``clgym show trainer`` / ``optimizer``: the spec sections that are not registered components.
+SECTIONS: dict[str, tuple[type, str]] = {
+    "trainer": (TrainerSettings, "spec section trainer:  (clgym_core.settings.TrainerSettings)"),
+    "optimizer": (OptimizerConfig, "spec section optimizer:  (clgym_core.optim.OptimizerConfig)"),
+}
 ShowKind = Enum("ShowKind", {k.name: k.name for k in KINDS}, type=str)  # type: ignore[misc]
 
 
@@ -43,10 +50,23 @@ def list_components(
 
 
 def show(
-    name: str = typer.Argument(..., help="Registry name (or class name) of a component."),
+    name: str = typer.Argument(
+        ..., help="Registry name (or class name) of a component, or `trainer` / `optimizer` for those spec sections."
+    ),
     kind: Optional[ShowKind] = typer.Option(None, "--kind", "-k", help="Disambiguate when several kinds share NAME."),
 ) -> None:
-    """Show a component's description and parameters (name, type, default, description)."""
+    """Show a component's description and parameters (name, type, default, description).
+
+    `clgym show trainer` and `clgym show optimizer` show the fields of the spec's
+    `trainer:` and `optimizer:` sections.
+    """
+    section = SECTIONS.get(name.strip().lower()) if kind is None else None
+    if section is not None:
+        model, heading = section
+        console.print(heading, markup=False)
+        console.print(inspect.cleandoc(model.__doc__ or ""), markup=False)
+        console.print(params_table(model, title="fields"))
+        return
     registry = get_registry()
     if kind is not None:
         found = [registry.info(kind.value, name)]
@@ -69,17 +89,30 @@ def _show_one(info: ComponentInfo) -> None:
                   f"plugin {info.plugin.name}, {info.plugin.distribution} {info.plugin.version})", markup=False)
     if doc:
         console.print(doc, markup=False)
-    table = Table(title="parameters", title_justify="left")
-    for column in ("name", "type", "default", "description"):
-        table.add_column(column)
-    for field_name, field in info.cls.Params.model_fields.items():
+    console.print(params_table(info.cls.Params))
+
+
+def params_table(model: Any, title: str = "parameters") -> Table:
+    """Name, type, default and description of every field of a pydantic model.
+
+    Names never wrap or shorten (they are what a spec must spell); long types and
+    descriptions wrap within the terminal's width.
+    """
+    fields = model.model_fields
+    width = max((len(f.alias or n) for n, f in fields.items()), default=4)
+    table = Table(title=title, title_justify="left")
+    table.add_column("name", no_wrap=True, min_width=width)
+    table.add_column("type", overflow="fold")
+    table.add_column("default", overflow="fold")
+    table.add_column("description", overflow="fold", ratio=1)
+    for field_name, field in fields.items():
         table.add_row(
             field.alias or field_name,
             escape(_type_name(field.annotation)),
             escape(_default(field)),
             escape(field.description or ""),
         )
-    console.print(table)
+    return table
 
 
 def _type_name(annotation: Any) -> str:
@@ -107,8 +140,9 @@ def _plugins_table() -> bool:
     registry = get_registry()
     problems = registry.problems()
     table = Table(title="plugins", title_justify="left")
-    for column in ("plugin", "distribution", "version", "hooks", "status"):
-        table.add_column(column)
+    for column in ("plugin", "distribution", "version", "hooks"):
+        table.add_column(column, overflow="fold")
+    table.add_column("status", overflow="fold", ratio=1)  # a problem is read whole: wrapped, never cut
     for info in registry.plugins.values():
         status = "blocked" if info.blocked else ("ok" if info.ok else "; ".join(info.problems))
         table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks), escape(status))

@@ -55,17 +55,19 @@ def plot(
     ),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Heatmap and task curves of every run."),
     mean_over_seeds: bool = typer.Option(
-        False, "--mean-over-seeds", help="In the comparison, average the matrices of runs that differ only in seed."
+        False, "--mean-over-seeds",
+        help="In the comparison, average the matrices of runs that differ only in seed; a shaded band shows ± 1 std.",
     ),
 ) -> None:
     """Plot runs as PNG files: accuracy-matrix heatmaps, per-task curves, several runs compared.
 
     Each run gets a heatmap of its accuracy matrix and the accuracy of every task
     after each task; with several runs, one figure compares them by the average
-    accuracy on the tasks seen so far after each task. Regression runs plot losses.
+    accuracy on the tasks seen so far after each task (one figure per benchmark,
+    average_accuracy_BENCHMARK.png, when the runs are of several benchmarks). With
+    --mean-over-seeds a line is the mean over seeds with a band of ± 1 std.
+    Regression runs plot losses.
     """
-    import numpy as np
-
     from clgym_core import plots
     from clgym_core.results import find_runs
 
@@ -91,29 +93,47 @@ def plot(
     if len(runs) > 1 or not per_run:
         folder = out if out is not None else Path("plots")
         for kind in ("accuracy", "loss"):
-            chosen = [r for r in runs if r["kind"] == kind]
-            if not chosen:
-                continue
-            if mean_over_seeds:
-                groups: dict[tuple, list[dict[str, Any]]] = {}
-                for r in chosen:
-                    key = (r["benchmark"], r["algorithm"], r["config"], len(r["matrix"]))
-                    groups.setdefault(key, []).append(r)
-                curves = {}
-                for members in groups.values():
-                    label = members[0]["algorithm"]
-                    if len({m["benchmark"] for m in chosen}) > 1:
-                        label += f" on {members[0]['benchmark']}"
-                    label += f" ({len(members)} run{'s' if len(members) > 1 else ''})"
-                    while label in curves:
-                        label += "'"
-                    curves[label] = np.mean([np.asarray(m["matrix"], dtype=float) for m in members], axis=0)
-            else:
-                curves = dict(zip(_labels(chosen), (r["matrix"] for r in chosen)))
-            name = "average_accuracy.png" if kind == "accuracy" else "average_loss.png"
-            written.append(_checked_plot(plots.plot_average_accuracy, folder, curves, folder / name, kind=kind))
+            of_kind = [r for r in runs if r["kind"] == kind]
+            benchmarks = sorted({r["benchmark"] for r in of_kind})
+            # Runs of different benchmarks are not comparable on one axis: one figure per benchmark.
+            for benchmark in benchmarks:
+                chosen = [r for r in of_kind if r["benchmark"] == benchmark]
+                curves, bands = _comparison(chosen, mean_over_seeds)
+                stem = "average_accuracy" if kind == "accuracy" else "average_loss"
+                name = f"{stem}.png" if len(benchmarks) == 1 else f"{stem}_{_file_part(benchmark)}.png"
+                title = f"{'Average accuracy' if kind == 'accuracy' else 'Average loss'} on seen tasks: {benchmark}"
+                written.append(_checked_plot(plots.plot_average_accuracy, folder, curves, folder / name, kind=kind,
+                                             title=title, bands=bands or None))
     for path in written:
         console.print(f"wrote {path}", markup=False)
+
+
+def _comparison(chosen: list[dict[str, Any]], mean_over_seeds: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The matrices to compare (by label) and, averaging over seeds, the std of each averaged curve."""
+    import numpy as np
+
+    from clgym_core.plots import seen_task_average
+
+    if not mean_over_seeds:
+        return dict(zip(_labels(chosen), (r["matrix"] for r in chosen))), {}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in chosen:
+        groups.setdefault((r["algorithm"], r["config"], len(r["matrix"])), []).append(r)
+    curves, bands = {}, {}
+    for members in groups.values():
+        label = f"{members[0]['algorithm']} ({len(members)} run{'s' if len(members) > 1 else ''})"
+        while label in curves:
+            label += "'"
+        matrices = [np.asarray(m["matrix"], dtype=float) for m in members]
+        curves[label] = np.mean(matrices, axis=0)
+        if len(matrices) > 1:
+            bands[label] = np.std([seen_task_average(m, members[0]["kind"]) for m in matrices], axis=0, ddof=1)
+    return curves, bands
+
+
+def _file_part(text: str) -> str:
+    """``text`` as a safe piece of a file name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:80] or "benchmark"
 
 
 def register(app: typer.Typer) -> None:

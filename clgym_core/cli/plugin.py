@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from clgym_core.cli.common import console
+from clgym_core.cli.common import console, err_console
 from clgym_core.kinds import KINDS
 
 plugin_app = typer.Typer(
@@ -37,6 +37,9 @@ def new(
     from clgym_core.scaffold import new_plugin, plugin_names
 
     names = plugin_names(name, kind.value)
+    clash = _installed_clash(names.kind, names.name)
+    if clash:
+        err_console.print(f"warning: {clash}", markup=False)
     root, files = new_plugin(name, kind.value, directory)
     console.print(f"created {root}", markup=False)
     for path in files:
@@ -46,6 +49,21 @@ def new(
     console.print('  pip install -e ".[test]"', markup=False)
     console.print(f"  clgym list {kind.value}s    # lists {names.name} from {names.distribution}", markup=False)
     console.print("  pytest", markup=False)
+
+
+def _installed_clash(kind: str, name: str) -> str | None:
+    """One line when an installed plugin already registers a ``kind`` called ``name`` (None otherwise)."""
+    from clgym_core.errors import RegistryError
+    from clgym_core.registry import get_registry
+
+    try:
+        info = get_registry().components(kind).get(name)
+    except RegistryError:
+        return None
+    if info is None:
+        return None
+    return (f"an installed {kind} is already called {name!r} (plugin {info.provider}); once both are installed "
+            f"the name is ambiguous and runs refuse it: choose another NAME or uninstall {info.plugin.distribution}")
 
 
 def register(app: typer.Typer) -> None:

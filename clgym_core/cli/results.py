@@ -33,13 +33,15 @@ def results(
     sort: Optional[str] = typer.Option(None, "--sort", help="Order by this metric's mean, best first."),
     reverse: bool = typer.Option(False, "--reverse", help="Flip the order of --sort."),
     group_by: Optional[str] = typer.Option(
-        None, "--group-by", help="Comma-separated columns to group by (default: benchmark,algorithm); "
-        "e.g. benchmark,algorithm,config keeps different specs apart, run shows every run."
+        None, "--group-by", help="Comma-separated columns to group by (default: benchmark,algorithm): "
+        "benchmark, algorithm, backbone, seed, num_tasks, problem, device, config, run, or any path in the "
+        "runs' spec.yaml, e.g. algorithm.params.lambda or optimizer.lr; config keeps different specs apart, "
+        "run shows every run."
     ),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated metrics (default: average_accuracy,average_forgetting,"
-        "backward_transfer,forward_transfer,wall_seconds); also learning_accuracy, average_loss, "
-        "learning_loss, peak_memory_mb, peak_gpu_memory_mb."
+        "chaudhry_forgetting,backward_transfer,forward_transfer,wall_seconds); also learning_accuracy, "
+        "average_loss, learning_loss, peak_memory_mb, peak_gpu_memory_mb."
     ),
     output_format: Format = typer.Option(Format.table, "--format", "-f", help="table, csv, markdown or json."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
@@ -47,7 +49,15 @@ def results(
     """Leaderboard of runs grouped by benchmark and algorithm: mean ± std over seeds.
 
     Every folder with a metrics.json in or below DIR is a run. Accuracies are in
-    percent; std is the sample standard deviation over the runs of a group.
+    percent; std is the sample standard deviation over the runs of a group. Spec
+    fields whose values differ between runs (what a sweep varied, e.g.
+    algorithm.params.lambda) get a column of their own.
+
+    Two forgettings: "forgetting Eq.2" (average_forgetting) is CL-Gym's Eq. 2, the
+    drop from the best accuracy after any trained task but the last, rows before
+    the task was learned included; "forgetting Chaudhry" (chaudhry_forgetting) is
+    Chaudhry et al. 2018, the best from the task's own row on, the definition
+    most papers report. BWT and FWT are Lopez-Paz & Ranzato 2017.
     """
     from clgym_core import results as res
 
@@ -72,12 +82,13 @@ def results(
         text = json.dumps(res.to_records(table), indent=2) + "\n"
     else:
         header, rows = res.display_rows(table, groups, chosen)
+        numeric_from = len(groups) + len(table.attrs.get("spec_columns", []))
         if output_format is Format.markdown:
-            text = res.to_markdown(header, rows, numeric_from=len(groups))
+            text = res.to_markdown(header, rows, numeric_from=numeric_from)
         else:
             if output is not None:
                 raise typer.BadParameter("--output works with --format csv, markdown or json", param_hint="--output")
-            _print_table(header, rows, len(groups), len(runs))
+            _print_table(header, rows, numeric_from, len(runs))
             return
     if output is not None:
         try:
@@ -91,7 +102,8 @@ def results(
 
 
 SHORT = {
-    "average_accuracy": "avg acc %", "average_forgetting": "forgetting", "backward_transfer": "BWT",
+    "average_accuracy": "avg acc %", "average_forgetting": "forgetting Eq.2",
+    "chaudhry_forgetting": "forgetting Chaudhry", "backward_transfer": "BWT",
     "forward_transfer": "FWT", "learning_accuracy": "learning acc %", "average_loss": "avg loss",
     "learning_loss": "learning loss", "wall_seconds": "wall s", "peak_memory_mb": "peak MiB",
     "peak_gpu_memory_mb": "peak GPU MiB",

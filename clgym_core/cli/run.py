@@ -14,7 +14,7 @@ from clgym_core.build import build, resolve
 from clgym_core.errors import ClgymError, RunDirError
 from clgym_core.rundir import RUN_MARKERS
 from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
-from clgym_core.spec import ComponentSpec, RunSpec, apply_overrides, load_spec, parse_spec, read_spec_file
+from clgym_core.spec import ComponentSpec, RunSpec, apply_overrides, dump_spec, load_spec, parse_spec, read_composed_spec
 
 QUICKSTART_DIR = Path(__file__).resolve().parent.parent / "quickstart"
 
@@ -24,16 +24,22 @@ SET_HELP = "Override a spec field, e.g. --set algorithm.params.lambda=100 (repea
 def validate(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="Spec file (.yaml, .yml, .toml or .json)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    print_spec: bool = typer.Option(
+        False, "--print", help="Print the resolved spec (extends merged, --set applied, every default filled in) "
+        "as YAML on stdout; the ok line goes to stderr."
+    ),
 ) -> None:
     """Check a spec: fields, component names and parameters, then build its components; loads no data."""
     resolved = resolve(load_spec(spec_path, overrides), source=str(spec_path))
     build(resolved)  # the checks a component, the device and the optimizer make when they are built
     spec = resolved.spec
-    console.print(
+    (err_console if print_spec else console).print(
         f"{spec_path}: ok: benchmark {spec.benchmark.name}, backbone {spec.backbone.name}, "
         f"algorithm {spec.algorithm.name}, {spec.trainer.epochs_per_task} epoch(s) per task, seed {spec.seed}",
         markup=False,
     )
+    if print_spec:
+        typer.echo(dump_spec(spec), nl=False)
 
 
 def run(
@@ -117,7 +123,7 @@ def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -
                           "so choose a new or empty directory")
     specs: list[tuple[str, RunSpec, Path]] = []
     for path in sorted(QUICKSTART_DIR.glob("*.yaml")):
-        spec = parse_spec(apply_overrides(read_spec_file(path), overrides), str(path))
+        spec = parse_spec(apply_overrides(read_composed_spec(path), overrides), str(path))
         try:
             resolve(spec, source=str(path))
         except ClgymError as exc:

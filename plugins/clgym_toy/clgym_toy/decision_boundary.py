@@ -160,8 +160,11 @@ class DecisionBoundary(Callback):
                    label=f"task {i + 1}" + ("" if i + 1 <= task else " (not trained yet)"))
             for i in range(len(self._points))
         ]
-        # Below the axes, so that it never hides points or the boundary.
-        figure.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=min(len(handles), 4))
+        # Below the axes, so that it never hides points or the boundary; labels with "(not trained yet)"
+        # are twice as long, so fewer of them fit across the figure.
+        per_row = 4 if task >= len(handles) else 2
+        figure.legend(handles=handles, fontsize="small", loc="outside lower center",
+                      ncols=min(len(handles), per_row))
         ax.set_xlim(float(low[0]), float(high[0]))
         ax.set_ylim(float(low[1]), float(high[1]))
         ax.set_xlabel("$x_1$")
@@ -174,5 +177,6 @@ class DecisionBoundary(Callback):
         ax.set_title(title, fontsize="medium")
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"decision_boundary_task{task}.png"
-        figure.savefig(path, dpi=p.dpi, format="png")
+        # "tight": the saved picture grows to hold every artist, so the legend is never cut at the edge.
+        figure.savefig(path, dpi=p.dpi, format="png", bbox_inches="tight", pad_inches=0.1)
         return path

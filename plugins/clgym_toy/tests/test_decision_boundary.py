@@ -94,3 +94,16 @@ def test_refuses_inputs_that_are_not_2d(tmp_path, trainer_factory):
 def test_bad_params_name_the_field():
     with pytest.raises(SpecError, match="resolution"):
         DecisionBoundary(resolution=1)
+
+
+def test_the_legend_is_never_cut_at_the_edge(tmp_path, trainer_factory):
+    # After task 1 of 4 every other label reads "(not trained yet)": the longest legend there is.
+    callback = DecisionBoundary(directory=str(tmp_path), resolution=20, max_points_per_task=20)
+    trainer = trainer_factory(Toy2DClassification(num_tasks=4, cluster_size=20), "finetune", epochs=1,
+                              callbacks=[callback])
+    trainer.fit()
+    for path in callback.paths:
+        rgb = _image(path)[..., :3]
+        # Nothing is drawn on the picture's border: no text or marker runs off any side.
+        for edge in (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]):
+            assert (edge > 0.95).all(), path.name

@@ -81,8 +81,8 @@ def test_metrics_are_losses_and_show_forgetting(trainer_factory):
         trainer = trainer_factory(Toy1DRegression(num_tasks=3, seed=0), algorithm, epochs=50)
         results[algorithm] = (trainer.fit(), trainer)
     summary, trainer = results["finetune"]
-    assert set(summary) == {"average_loss", "average_forgetting", "backward_transfer", "forward_transfer",
-                            "learning_loss"}
+    assert set(summary) == {"average_loss", "average_forgetting", "chaudhry_forgetting", "backward_transfer",
+                            "forward_transfer", "learning_loss"}
     assert all(math.isnan(a) for row in trainer.accuracy_matrix for a in row)
     assert summary["learning_loss"] < 0.05  # every task is fitted right after training it ...
     assert summary["average_forgetting"] > 0.3  # ... and its loss climbs afterwards
