@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clgym_core.algorithm import OptimizerConfig
 from clgym_core.component import format_validation_error, validate_params
 from clgym_core.errors import RegistryError, SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from clgym_core.registry import Registry

@@ -12,6 +12,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("clgym-core")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from clgym_core import __version__ as installed
+        typer.echo(f"clgym-core {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print clgym-core's version and exit."
+    ),
+) -> None:
+    pass
+
+
 # Each module adds its commands to ``app``.
 from clgym_core.cli import components as _components  # noqa: E402,F401
 from clgym_core.cli import run as _run  # noqa: E402,F401

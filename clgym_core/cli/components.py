@@ -15,6 +15,7 @@ from rich.table import Table
 from clgym_core.cli import app
 from clgym_core.cli.common import console, err_console, fail, user_errors
 from clgym_core.component import summary_line
+from clgym_core.official_plugins import empty_kind_hint
 from clgym_core.registry import KINDS, ComponentInfo, get_registry
 
 
@@ -41,9 +42,12 @@ def list_components(
         table = Table(title=f"{k}s", title_justify="left")
         for column in ("name", "plugin", "version", "summary"):
             table.add_column(column)
-        for info in sorted(registry.components(k).values(), key=lambda c: c.name):
+        infos = sorted(registry.components(k).values(), key=lambda c: c.name)
+        for info in infos:
             table.add_row(info.name, info.plugin.distribution, info.plugin.version, escape(summary_line(info.cls)))
         console.print(table)
+        if not infos:
+            console.print(empty_kind_hint(k), markup=False)
     _warn_problems()
 
 
