@@ -13,8 +13,8 @@ as package data: ``common/`` for every kind, one folder per kind for the rest.
 from __future__ import annotations
 
 import re
-from datetime import date
 from dataclasses import asdict, dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from string import Template
