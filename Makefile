@@ -1,4 +1,6 @@
 # `make run`: set up and run the quickstart.  `make test`: set up and run the tests.
+# CI (.ci/run) also runs `make test-py310` (the suite on the oldest declared Python) and `make test-lowest`
+# (the suite with every dependency at its lowest declared version); each builds its own venv.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,9 +10,15 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # Real MNIST for the tests that need it (they skip when it is absent).
 export CLGYM_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup run test test-slow bench clean
+PYPROJECTS := pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/plugins/*/pyproject.toml)
+# Python 3.10: found by scripts/find_python.sh (PYTHON310, python3.10 on PATH, or pyenv); it fails naming them.
+VENV310 ?= .venv-py310
+# The lowest declared versions, pinned with == by scripts/lowest_requirements.py, on $(PYTHON).
+VENV_LOWEST ?= .venv-lowest
 
-$(STAMP): pyproject.toml requirements-dev.txt $(wildcard plugins/*/pyproject.toml) $(wildcard examples/plugins/*/pyproject.toml)
+.PHONY: setup run test test-slow test-py310 test-lowest bench clean
+
+$(STAMP): requirements-dev.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
@@ -28,8 +36,30 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
+# The same torch as .venv; pip takes it from PyPI for this Python (a CUDA build that runs on the CPU).
+$(VENV310)/.installed: requirements-dev.txt $(PYPROJECTS)
+	test -x $(VENV310)/bin/python || { py=$$(scripts/find_python.sh 3.10) && "$$py" -m venv $(VENV310); }
+	$(VENV310)/bin/python -m pip install -q --upgrade pip
+	$(VENV310)/bin/python -m pip install -q $(TORCH)
+	$(VENV310)/bin/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+test-py310: $(VENV310)/.installed
+	$(VENV310)/bin/python -m pytest -q -m "not slow"
+
+$(VENV_LOWEST)/.installed: requirements-dev.txt scripts/lowest_requirements.py $(PYPROJECTS)
+	test -x $(VENV_LOWEST)/bin/python || $(PYTHON) -m venv $(VENV_LOWEST)
+	$(VENV_LOWEST)/bin/python -m pip install -q --upgrade pip
+	$(PYTHON) scripts/lowest_requirements.py requirements-dev.txt $(PYPROJECTS) > $(VENV_LOWEST)/lowest.txt
+	$(VENV_LOWEST)/bin/python -m pip install -q -r $(VENV_LOWEST)/lowest.txt -r requirements-dev.txt
+	touch $@
+
+test-lowest: $(VENV_LOWEST)/.installed
+	cat $(VENV_LOWEST)/lowest.txt
+	$(VENV_LOWEST)/bin/python -m pytest -q -m "not slow"
+
 bench: setup
 	$(PY) benchmarks/rotated_mnist_speed.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VENV310) $(VENV_LOWEST) runs

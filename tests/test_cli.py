@@ -185,3 +185,14 @@ def test_component_refusal_is_caught_by_validate_and_leaves_no_run_dir(tmp_path:
         fixed = runner.invoke(app, ["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress",
                                     "--set", "benchmark.params.per_task_memory_examples=4"])
         assert fixed.exit_code == 0, fixed.output
+
+
+def test_version_prints_the_installed_core_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"clgym-core {version('clgym-core')}\n"
+    assert "--version" in runner.invoke(app, ["--help"]).output
+    done = subprocess.run([sys.executable, "-m", "clgym_core", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("clgym-core ") and not done.stderr

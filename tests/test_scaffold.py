@@ -6,7 +6,6 @@ import importlib
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,11 @@ from clgym_core.cli import app
 from clgym_core.kinds import KIND_NAMES
 from clgym_core.scaffold import ScaffoldError, new_plugin, plugin_names
 from clgym_core.testing import isolated_registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 runner = CliRunner()
 ALL_KINDS = list(KIND_NAMES)
@@ -49,15 +53,17 @@ def test_package_has_entry_point_component_readme_and_tests(generated: dict[str,
     names = plugin_names(f"my-{kind}", kind)
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert files == sorted([
-        "README.md", "pyproject.toml", f"{names.package}/__init__.py", f"{names.package}/plugin.py",
-        f"{names.package}/{names.module}.py", f"tests/test_{names.name}.py",
+        "LICENSE", "README.md", "pyproject.toml", f"{names.package}/__init__.py", f"{names.package}/plugin.py",
+        f"{names.package}/py.typed", f"{names.package}/{names.module}.py", f"tests/test_{names.name}.py",
     ])
     for path in root.rglob("*.*"):
         assert "$" not in path.read_text(), f"{path}: an unfilled template placeholder"
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["name"] == names.distribution
     assert project["entry-points"]["clgym"] == {names.entry_point: f"{names.package}.plugin"}
-    assert any(dep.startswith("clgym-core>=") for dep in project["dependencies"])
+    assert "clgym-core>=0.1,<0.2" in project["dependencies"]  # capped below the next minor, as docs/plugins.md asks
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]  # SPDX, not the deprecated table
+    assert f"the {names.distribution} authors" in (root / "LICENSE").read_text()
     component = (root / names.package / f"{names.module}.py").read_text()
     assert f'name = "{names.name}"' in component and f"class {names.class_name}Params(" in component
     assert names.conformance in (root / "tests" / f"test_{names.name}.py").read_text()
@@ -117,7 +123,7 @@ def test_refuses_to_write_over_a_non_empty_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "already exists and is not empty" in result.output
     assert sorted(p.name for p in taken.iterdir()) == ["keep.txt"]
     root, files = new_plugin("fresh", "callback", tmp_path)  # an empty or missing folder is fine
-    assert root == tmp_path / "clgym-fresh" and len(files) == 6
+    assert root == tmp_path / "clgym-fresh" and len(files) == 8
 
 
 @pytest.mark.slow

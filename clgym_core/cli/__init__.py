@@ -48,6 +48,26 @@ class ClgymGroup(typer.core.TyperGroup):
         return code
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("clgym-core")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from clgym_core import __version__ as installed
+        typer.echo(f"clgym-core {installed}")
+        raise typer.Exit()
+
+
+def _global_options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print clgym-core's version and exit."
+    ),
+) -> None:
+    """Continual learning experiments from specs; components come from installed plugins."""
+
+
 def _say(message: str, code: int, prefix: str = "error: ") -> int:
     err_console.print(f"{prefix}{message}", markup=False)
     return code
@@ -65,6 +85,7 @@ def build_app(plugins: bool = False) -> typer.Typer:
         pretty_exceptions_enable=False,
         cls=ClgymGroup,
     )
+    new.callback()(_global_options)
     for module in (components, run, results, plot, plugin):
         module.register(new)
     if plugins:

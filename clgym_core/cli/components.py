@@ -19,6 +19,7 @@ from clgym_core.kinds import KIND_NAMES, KINDS
 from clgym_core.optim import OptimizerConfig
 from clgym_core.registry import ComponentInfo, get_registry
 from clgym_core.settings import TrainerSettings
+from clgym_core.official_plugins import empty_kind_hint
 
 
 ListKind = Enum("ListKind", {**{k.plural: k.plural for k in KINDS}, "plugins": "plugins"}, type=str)  # type: ignore[misc]
@@ -43,9 +44,12 @@ def list_components(
         table = Table(title=f"{k}s", title_justify="left")
         for column in ("name", "plugin", "version", "summary"):
             table.add_column(column)
-        for info in sorted(registry.components(k).values(), key=lambda c: c.name):
+        infos = sorted(registry.components(k).values(), key=lambda c: c.name)
+        for info in infos:
             table.add_row(info.name, info.plugin.distribution, info.plugin.version, escape(summary_line(info.cls)))
         console.print(table)
+        if not infos:
+            console.print(empty_kind_hint(k), markup=False)
     _warn_problems()
 
 

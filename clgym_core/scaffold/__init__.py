@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -95,13 +96,17 @@ def _core_versions() -> tuple[str, str]:
 def render(names: PluginNames) -> dict[str, str]:
     """Relative path -> file content of the plugin package."""
     core_minor, core_next_minor = _core_versions()
-    values = {**asdict(names), "core_minor": core_minor, "core_next_minor": core_next_minor}
+    values = {
+        **asdict(names), "core_minor": core_minor, "core_next_minor": core_next_minor, "year": str(date.today().year)
+    }
     values["usage"] = _template(names.kind, "usage.yaml.tmpl").substitute(values).rstrip("\n")
     package = names.package
     return {
         "pyproject.toml": _template("common", "pyproject.toml.tmpl").substitute(values),
         "README.md": _template("common", "README.md.tmpl").substitute(values),
+        "LICENSE": _template("common", "LICENSE.tmpl").substitute(values),
         f"{package}/__init__.py": _template("common", "__init__.py.tmpl").substitute(values),
+        f"{package}/py.typed": "",
         f"{package}/plugin.py": _template("common", "plugin.py.tmpl").substitute(values),
         f"{package}/{names.module}.py": _template(names.kind, "component.py.tmpl").substitute(values),
         f"tests/test_{names.name}.py": _template(names.kind, "test.py.tmpl").substitute(values),

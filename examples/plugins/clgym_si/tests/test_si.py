@@ -21,7 +21,8 @@ class TestSIConformance(AlgorithmConformance):
     params = {"strength": 1.0, "damping": 0.1}
 
 
-def setup(strength: float = 2.0, damping: float = 0.1, clip_negative: bool = True, momentum: float = 0.0):
+# Not named `setup`: pytest 8.0 calls a module-level setup() as an xunit fixture, with the module as argument.
+def make_si(strength: float = 2.0, damping: float = 0.1, clip_negative: bool = True, momentum: float = 0.0):
     torch.manual_seed(0)
     bench = SyntheticBlobs(num_tasks=2, input_size=4, classes_per_task=3, train_examples=48)
     backbone = MLP(input_size=4, hidden_sizes=[8], output_size=3)
@@ -59,7 +60,7 @@ def train_task(si: SynapticIntelligence, bench: SyntheticBlobs, task: int, steps
 
 def test_first_sgd_step_accumulates_lr_times_squared_gradient() -> None:
     """With plain SGD and no penalty, delta_theta = -lr g, so -g * delta_theta = lr g^2 >= 0."""
-    si, bench, backbone = setup()
+    si, bench, backbone = make_si()
     optimizer = si.prepare_optimizer(1)
     batch = next(iter(bench.load_train(1).batches(8)))
     g = task_gradient(backbone, batch)
@@ -70,7 +71,7 @@ def test_first_sgd_step_accumulates_lr_times_squared_gradient() -> None:
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_path_integral_sums_minus_task_gradient_times_update(momentum: float) -> None:
-    si, bench, _ = setup(momentum=momentum)
+    si, bench, _ = make_si(momentum=momentum)
     expected, _, _ = train_task(si, bench, 1)
     torch.testing.assert_close(si.omega, expected, rtol=1e-5, atol=1e-8)
     assert si.omega.abs().sum() > 0
@@ -78,7 +79,7 @@ def test_path_integral_sums_minus_task_gradient_times_update(momentum: float) ->
 
 def test_importance_is_omega_over_squared_displacement_plus_damping_summed_over_tasks() -> None:
     damping = 0.1
-    si, bench, _ = setup(damping=damping, clip_negative=False)
+    si, bench, _ = make_si(damping=damping, clip_negative=False)
     omega1, start1, end1 = train_task(si, bench, 1)
     si.train_task_end(1)
     importance1 = omega1 / ((end1 - start1).pow(2) + damping)  # Eq. 5 after one task
@@ -95,7 +96,7 @@ def test_clip_negative_clips_the_accumulated_importance_at_zero() -> None:
     """A parameter pushed uphill (momentum, noise) has a negative path integral; clipping zeroes its importance."""
     results = {}
     for clip in (True, False):
-        si, _, backbone = setup(clip_negative=clip)
+        si, _, backbone = make_si(clip_negative=clip)
         si.prepare_optimizer(1)
         start = flat(backbone)
         with torch.no_grad():
@@ -114,7 +115,7 @@ def test_clip_negative_clips_the_accumulated_importance_at_zero() -> None:
 def test_step_on_a_later_task_follows_the_surrogate_loss_but_omega_uses_the_task_gradient() -> None:
     """Eq. 4: the update is -lr * grad(L + c sum Omega (theta - theta~)^2); omega keeps -g_task * delta."""
     strength = 3.0
-    si, bench, backbone = setup(strength=strength)
+    si, bench, backbone = make_si(strength=strength)
     train_task(si, bench, 1)
     si.train_task_end(1)
     optimizer = si.prepare_optimizer(2)
@@ -165,6 +166,6 @@ def test_zero_strength_is_plain_sequential_training() -> None:
 
 
 def test_state_dict_rejects_foreign_keys() -> None:
-    si, _, _ = setup()
+    si, _, _ = make_si()
     with pytest.raises(Exception, match="unexpected keys in the saved state: fisher"):
         si.load_state_dict({"fisher": torch.zeros(3)})
