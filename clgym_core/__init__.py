@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "trainer", "metrics", "data", "registry", "spec", "runner", "errors",
-    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing",
+    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing", "sweeps",
 }
 _LAZY_NAMES = {
     "Benchmark": "clgym_core.benchmark",
@@ -39,6 +39,8 @@ _LAZY_NAMES = {
     "hookimpl": "clgym_core.hookspecs",
     "ClgymError": "clgym_core.errors",
     "RunSpec": "clgym_core.spec",
+    "sweep": "clgym_core.sweeps",
+    "tune": "clgym_core.sweeps",
 }
 
 

@@ -267,8 +267,13 @@ def run_spec(
     progress: bool | None = None,
     registry: Registry | None = None,
     write: bool = True,
+    callbacks: list[Callback] | None = None,
 ) -> RunResult:
-    """Resolve, build, train and evaluate ``spec``; write its run directory unless ``write`` is false."""
+    """Resolve, build, train and evaluate ``spec``; write its run directory unless ``write`` is false.
+
+    ``callbacks``: callback objects attached to this run only, after the spec's own
+    (not written into spec.yaml; e.g. a tuning study's reporter).
+    """
     registry = registry or get_registry()
     resolved = resolve_spec(spec, registry)
     versions = registry.versions()
@@ -285,6 +290,8 @@ def run_spec(
         run_dir = prepare_run_dir(Path(out_dir) if out_dir is not None else default_run_dir(resolved))
         write_atomic(run_dir / "spec.yaml", dump_spec(resolved))
     trainer = build_trainer(resolved, components, progress)
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
     return _execute(trainer, resolved, run_dir, versions)
 
 
