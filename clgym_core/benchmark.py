@@ -36,6 +36,10 @@ class BenchmarkParams(Params):
         None, ge=1, description="Examples per task returned by load_subset (e.g. for OGD or MC-SGD)."
     )
     seed: int = Field(0, description="Seed for everything random in the benchmark (orders, subsets, memory).")
+    validation_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Hold out this fraction of each task's training data as validation data "
+        "(seeded, class-balanced; load_validation); training, memories and subsets use the rest."
+    )
 
 
 class Benchmark(Component, abc.ABC):
@@ -124,7 +128,44 @@ class Benchmark(Component, abc.ABC):
         return self._cache[key]
 
     def _full_train(self, task: int) -> DataSource:
-        return self._split(task, "train")
+        if not self.has_validation:
+            return self._split(task, "train")
+        # ---- validation split: training data are the rows not held out --------------------------
+        key = ("train_kept", self.check_task(task))
+        if key not in self._cache:
+            data = self._split(task, "train")
+            keep = torch.ones(len(data), dtype=torch.bool)
+            keep[self._validation_rows(data, task)] = False
+            self._cache[key] = subset(data, keep.nonzero().flatten())
+        return self._cache[key]
+
+    # ---- validation split ------------------------------------------------------------------------
+    @property
+    def has_validation(self) -> bool:
+        """Whether ``validation_fraction`` holds out part of each task's training data."""
+        return bool(getattr(self.params, "validation_fraction", None))
+
+    def _validation_rows(self, data: DataSource, task: int) -> torch.Tensor:
+        """The held-out rows of the full training split (at least one kept, at least one held out)."""
+        n = len(data)  # type: ignore[arg-type]
+        k = min(max(1, round(self.params.validation_fraction * n)), n - 1)
+        return self.draw_indices(data, k, "validation", task)
+
+    def load_validation(self, task: int) -> DataSource:
+        """The validation data of ``task``: ``validation_fraction`` of its training split, class-balanced.
+
+        Disjoint from :meth:`load_train` (and so from memories, subsets and joint
+        data, which draw from it); drawn from a generator seeded by ``(seed,
+        "validation", task)``.
+        """
+        if not self.has_validation:
+            raise DataError(f"{self.name}: no validation split; set benchmark.params.validation_fraction")
+        key = ("validation", self.check_task(task))
+        if key not in self._cache:
+            data = self._split(task, "train")
+            self._cache[key] = subset(data, self._validation_rows(data, task))
+        return self._cache[key]
+    # ---- end of validation split -----------------------------------------------------------------
 
     def release_training_data(self) -> None:
         """Drop the cached full training splits (and their per_task_examples subsets).
@@ -134,7 +175,7 @@ class Benchmark(Component, abc.ABC):
         memory drawn later), so a long sequence holds one task's training data at a
         time instead of all of them. Memories, subsets and test splits stay cached.
         """
-        for key in [k for k in self._cache if k[0] in ("train", "train_subset")]:
+        for key in [k for k in self._cache if k[0] in ("train", "train_subset", "train_kept")]:
             del self._cache[key]
 
     def clear_cache(self) -> None:

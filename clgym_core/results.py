@@ -33,6 +33,7 @@ DEFAULT_METRICS = ("average_accuracy", "average_forgetting", "backward_transfer"
 ALL_METRICS = (
     "average_accuracy", "average_forgetting", "backward_transfer", "forward_transfer", "learning_accuracy",
     "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb", "peak_gpu_memory_mb",
+    "validation_average_accuracy",
 )
 LOWER_IS_BETTER = {"average_forgetting", "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb",
                    "peak_gpu_memory_mb"}
@@ -128,10 +129,13 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "config": config,
     }
     loss_metrics = data.get("loss_metrics") if isinstance(data.get("loss_metrics"), dict) else {}
+    validation = data.get("validation") if isinstance(data.get("validation"), dict) else {}
     for key in ALL_METRICS:
         value = data.get(key)
         if value is None:
             value = loss_metrics.get(key)
+        if key.startswith("validation_"):
+            value = validation.get(key.removeprefix("validation_"))
         row[key] = _number(value)
     return row
 

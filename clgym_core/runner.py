@@ -204,6 +204,14 @@ def metrics_payload(result: RunResult, versions: dict[str, str]) -> dict[str, An
         payload.update({key: None for key in ACCURACY_KEYS})
         payload["loss_metrics"] = result.summary
     trainer = result.trainer
+    # ---- validation split: its matrices and summary, apart from the test ones ----
+    validation = trainer.metrics.validation_summary()
+    if validation is not None:
+        payload["validation"] = {
+            "accuracy_matrix": trainer.metrics.validation_accuracy if classification else None,
+            "loss_matrix": trainer.metrics.validation_loss,
+            **validation,
+        }
     payload.update(
         {
             "train_loss": trainer.metrics.train_loss,
