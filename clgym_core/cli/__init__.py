@@ -19,6 +19,7 @@ from clgym_core.cli import results as _results  # noqa: E402,F401
 from clgym_core.cli import plot as _plot  # noqa: E402,F401
 from clgym_core.cli import plugin as _plugin  # noqa: E402,F401
 from clgym_core.cli import sweep as _sweep  # noqa: E402,F401
+from clgym_core.cli import tune as _tune  # noqa: E402,F401
 
 
 def main() -> None:

@@ -184,15 +184,16 @@ def check_points(plan: SweepPlan, registry: Any = None) -> list[Any]:
         try:
             resolved.append(resolve_spec(parse_spec(point.data, source), registry, source=source))
         except SpecError as exc:
-            raise SweepError(_name_swept_field(str(exc), point)) from None
+            raise SweepError(name_field(str(exc), list(point.values), SWEEP_KEY)) from None
     return resolved
 
 
-def _name_swept_field(message: str, point: SweepPoint) -> str:
-    """Point an error at the sweep: ``algorithm.params.lamda: unknown parameter`` -> ``sweep.algorithm...``."""
-    for path in sorted(point.values, key=len, reverse=True):
-        if re.search(rf"(^|[\s(]){re.escape(path)}(?=[:.\s\[]|$)", message):
-            return re.sub(rf"(^|[\s(]){re.escape(path)}(?=[:.\s\[]|$)", rf"\1{SWEEP_KEY}.{path}", message, count=1)
+def name_field(message: str, paths: list[str], prefix: str) -> str:
+    """Point an error at the file's section: ``algorithm.params.lamda: ...`` -> ``sweep.algorithm.params...``."""
+    for path in sorted(paths, key=len, reverse=True):
+        pattern = rf"(^|[\s(]){re.escape(path)}(?=[:.\s\[]|$)"
+        if re.search(pattern, message):
+            return re.sub(pattern, rf"\1{prefix}.{path}", message, count=1)
     return message
 
 
