@@ -53,7 +53,22 @@ def open_storage(url: str) -> Any:
         url = postgres_url(url)
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if not url.startswith("postgresql"):
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        # Two machines starting at once would both create the schema: one at a time.
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, **engine_kwargs)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _lock_key("schema")})
+                try:
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _lock_key("schema")})
+                    conn.commit()
+        finally:
+            engine.dispose()
     except ModuleNotFoundError as exc:
         raise SweepError(f"--storage {shown(url)}: the database driver {exc.name!r} is missing; {POSTGRES_HINT}"
                          if kind.startswith("postgres") else
