@@ -8,7 +8,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # Real MNIST for the tests that need it (they skip when it is absent).
 export CLGYM_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup run test test-slow bench clean
+.PHONY: setup run test test-slow test-ray bench clean
 
 $(STAMP): pyproject.toml requirements-dev.txt $(wildcard plugins/*/pyproject.toml) $(wildcard examples/plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ run: setup
 	$(CLGYM) run
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not ray"
+
+# Ray executor tests: install the [ray] extra, start a local Ray instance (about a minute on 2 cores).
+test-ray: setup
+	$(PY) -m pip install -q -r requirements-ray.txt
+	$(PY) -m pytest -q -m ray
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -6,8 +6,9 @@
   the next job as soon as it is free and keeps its imports between jobs, so a
   run costs its own time plus a little bookkeeping.
 - ``inline``: every job in this process, one after another (debugging, notebooks).
-- ``ray``: every job a Ray task on an existing cluster (``--address``), with the
-  CPUs (and GPUs) the run asks for; see :mod:`clgym_core.sweeps.ray_executor`.
+- ``ray``: every job a Ray task on an existing cluster (``--address``) or a local
+  instance, with the CPUs (and GPUs) the run asks for; see
+  :mod:`clgym_core.sweeps.ray_executor`.
 
 An executor calls ``on_event(kind, index, payload)`` with ``kind`` ``"start"``
 or ``"done"`` (payload: the job's return value) from the calling thread.
