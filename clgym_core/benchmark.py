@@ -7,7 +7,7 @@ import hashlib
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset, Subset
 
 from clgym_core.component import Component, Params, validate_params
@@ -40,6 +40,25 @@ class BenchmarkParams(Params):
         None, gt=0, lt=1, description="Hold out this fraction of each task's training data as validation data "
         "(seeded, class-balanced; load_validation); training, memories and subsets use the rest."
     )
+    # ---- held-out tasks (A-GEM Section 5; see clgym_core.task_window) ----
+    first_task: int = Field(
+        1, ge=1, description="Start the stream at this task of the sequence (e.g. K+1 to evaluate on the tasks "
+        "held out of a search on the first K)."
+    )
+    last_task: int | None = Field(
+        None, ge=1, description="End the stream after this task of the sequence (e.g. K to search on the first K); "
+        "all when unset."
+    )
+
+    @model_validator(mode="after")
+    def _task_window(self) -> BenchmarkParams:
+        last = self.last_task
+        if last is not None and last < self.first_task:
+            raise ValueError(f"last_task ({last}) is before first_task ({self.first_task})")
+        total = getattr(self, "num_tasks", None)
+        if isinstance(total, int) and max(self.first_task, last or 1) > total:
+            raise ValueError(f"first_task/last_task must be within the {total} tasks of the sequence")
+        return self
 
 
 class Benchmark(Component, abc.ABC):
@@ -232,18 +251,18 @@ class Benchmark(Component, abc.ABC):
 
     def load_joint(self, task: int) -> DataSource:
         """Training data of tasks ``1..task`` together (``per_task_joint_examples`` each when set)."""
-        parts = []
+        return _concat([self.load_joint_task(t) for t in range(1, self.check_task(task) + 1)])
+
+    def load_joint_task(self, task: int) -> DataSource:
+        """Task ``task``'s part of :meth:`load_joint`."""
         k = self.params.per_task_joint_examples
-        for t in range(1, self.check_task(task) + 1):
-            key = ("joint", t)
-            if key in self._cache:  # a cached joint subset: the full training split is not needed again
-                parts.append(self._cache[key])
-                continue
-            data = self.load_train(t)
-            if k is not None and k < len(data):
-                data = self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("joint", t)))
-            parts.append(data)
-        return _concat(parts)
+        key = ("joint", self.check_task(task))
+        if key in self._cache:  # a cached joint subset: the full training split is not needed again
+            return self._cache[key]
+        data = self.load_train(task)
+        if k is not None and k < len(data):
+            data = self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("joint", task)))
+        return data
 
     def draw_indices(self, data: DataSource, k: int, purpose: str, task: int) -> torch.Tensor:
         """``k`` distinct rows of ``data`` (class-balanced for classification), seeded by ``(purpose, task)``.

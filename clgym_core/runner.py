@@ -43,6 +43,7 @@ from clgym_core.callback import Callback, ProgressBar
 from clgym_core.errors import ClgymError
 from clgym_core.registry import Registry, get_registry
 from clgym_core.spec import RunSpec, dump_spec, load_spec, resolve_spec
+from clgym_core.task_window import windowed
 from clgym_core.trainer import ContinualTrainer, check_mixed_precision, peak_host_memory_mb, resolve_device
 
 RUN_MARKERS = ("spec.yaml", "metrics.json", "checkpoint.pt")
@@ -95,6 +96,7 @@ def build_components(spec: RunSpec, registry: Registry | None = None) -> Compone
         torch.set_num_threads(spec.trainer.num_threads)
     seed_everything(spec.seed)
     benchmark = registry.get("benchmark", spec.benchmark.name)(spec.benchmark.params)
+    benchmark = windowed(benchmark)  # first_task / last_task: the held-out-tasks protocol
     backbone = registry.get("backbone", spec.backbone.name)(spec.backbone.params)
     algorithm = registry.get("algorithm", spec.algorithm.name)(
         backbone, benchmark, spec.algorithm.params, optimizer=spec.optimizer
@@ -204,6 +206,8 @@ def metrics_payload(result: RunResult, versions: dict[str, str]) -> dict[str, An
         payload.update({key: None for key in ACCURACY_KEYS})
         payload["loss_metrics"] = result.summary
     trainer = result.trainer
+    if getattr(trainer.benchmark, "inner", None) is not None:  # a task window: which tasks of the sequence
+        payload["tasks"] = [trainer.benchmark.first, trainer.benchmark.last]
     # ---- validation split: its matrices and summary, apart from the test ones ----
     validation = trainer.metrics.validation_summary()
     if validation is not None:

@@ -165,3 +165,23 @@ def test_a_changed_search_is_refused_for_an_existing_study(finished_study, tmp_p
     result = runner.invoke(app, ["tune", str(changed), "--out", str(out)])
     assert result.exit_code == 2 and "holds trials of another tune file" in result.output
     assert snapshot(out) == before
+
+
+def test_held_out_tasks_protocol_searches_first_tasks_and_reports_the_rest(tmp_path) -> None:
+    base = BASE.replace("num_tasks: 2", "num_tasks: 4")
+    path = write(tmp_path / "t.yaml", base + "tune:\n  space: {optimizer.lr: [0.1, 0.2]}\n  sampler: grid\n"
+                 "  search_tasks: 2\n")
+    result = tune(path, tmp_path / "study", executor="inline", final_seeds=1)
+    for run_dir in result["trials"]["run_dir"]:
+        assert json.loads((Path(run_dir) / "metrics.json").read_text())["tasks"] == [1, 2]
+    best = yaml.safe_load(result["best_path"].read_text())
+    assert best["benchmark"]["params"]["first_task"] == 3
+    final_run = Path(result["final"]["run"][0])
+    metrics = json.loads((final_run / "metrics.json").read_text())
+    assert metrics["tasks"] == [3, 4] and len(metrics["accuracy_matrix"][0]) == 2
+
+
+def test_search_tasks_must_leave_tasks_to_evaluate(tmp_path) -> None:
+    path = write(tmp_path / "t.yaml", BASE + "tune:\n  space: {optimizer.lr: [0.1]}\n  search_tasks: 2\n")
+    result = runner.invoke(app, ["tune", str(path), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "tune.search_tasks" in result.output, result.output

@@ -151,6 +151,10 @@ class TuneSection(_Strict):
     study_name: str = "clgym"
     seed: int | None = Field(0, description="Seed of the sampler (None: unseeded).")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Held out for the search when the base has none.")
+    search_tasks: int | None = Field(
+        None, ge=1, description="A-GEM's protocol: trials run the first K tasks only; best.yaml and --final-seeds "
+        "run the remaining tasks (benchmark.params.first_task / last_task)."
+    )
 
     @field_validator("sampler")
     @classmethod
@@ -182,6 +186,8 @@ class TunePlan:
         data = copy.deepcopy(self.base)
         for path, value in values.items():
             set_path(data, path, value, f"{self.source}: tune.space.{path}")
+        if self.section.search_tasks:
+            set_path(data, "benchmark.params.last_task", self.section.search_tasks, self.source)
         if self.section.uses_validation:
             bench = data.get("benchmark")
             params = bench.get("params") if isinstance(bench, dict) else None
@@ -200,6 +206,8 @@ class TunePlan:
         data = copy.deepcopy(self.base)
         for path, value in values.items():
             set_path(data, path, value, f"{self.source}: tune.space.{path}")
+        if self.section.search_tasks:  # evaluate on the tasks the search never saw
+            set_path(data, "benchmark.params.first_task", self.section.search_tasks + 1, self.source)
         return data
 
     def fingerprint(self) -> dict[str, Any]:
@@ -229,9 +237,16 @@ def parse_tune(data: dict[str, Any], source: str, registry: Any = None) -> TuneP
             variants.append({**firsts, path: value})
     for values in variants:
         try:
-            resolve_spec(parse_spec(plan.trial_data(values), source), registry, source=source)
+            resolved = resolve_spec(parse_spec(plan.trial_data(values), source), registry, source=source)
         except SpecError as exc:
-            raise SweepError(name_field(str(exc), paths, f"{TUNE_KEY}.space")) from None
+            message = name_field(str(exc), paths, f"{TUNE_KEY}.space")
+            if section.search_tasks and "last_task" in message:
+                message = f"{source}: tune.search_tasks: {section.search_tasks} is beyond the benchmark's tasks"
+            raise SweepError(message) from None
+        total = resolved.benchmark.params.get("num_tasks")
+        if section.search_tasks and isinstance(total, int) and section.search_tasks >= total:
+            raise SweepError(f"{source}: tune.search_tasks: {section.search_tasks} leaves none of the {total} tasks "
+                             "to evaluate on; use fewer")
     if section.sampler.name == "grid":
         for path, param in section.space.items():
             param.grid(path)
@@ -270,12 +285,25 @@ def make_sampler(plan: TunePlan) -> Any:
             return optuna.samplers.RandomSampler(seed=seed, **spec.params)
         if spec.name == "grid":
             space = {p: v.grid(p) for p, v in plan.section.space.items()}
-            return optuna.samplers.GridSampler(space, seed=seed, **spec.params)
+            return _grid_sampler()(space, seed=seed, **spec.params)
         if importlib.util.find_spec("cmaes") is None:
             raise SweepError(f"{where}: cmaes needs the cmaes package; pip install cmaes")
         return optuna.samplers.CmaEsSampler(seed=seed, **spec.params)
     except TypeError as exc:
         raise SweepError(f"{where}.params: {exc}") from None
+
+
+def _grid_sampler() -> type:
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler without its stop-the-study call, which only works inside study.optimize:
+        workers stop on the trial count instead."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return GridSampler
 
 
 def make_pruner(plan: TunePlan, num_tasks: int) -> Any:
@@ -598,7 +626,7 @@ def _num_tasks(plan: TunePlan, registry: Any) -> int:
 
     firsts = {p: v.first_values()[0] for p, v in plan.section.space.items()}
     spec = resolve_spec(parse_spec(plan.trial_data(firsts), plan.source), registry, source=plan.source)
-    return int(spec.benchmark.params.get("num_tasks", 1))
+    return plan.section.search_tasks or int(spec.benchmark.params.get("num_tasks", 1))
 
 
 def _threads(plan: TunePlan) -> int | None:
