@@ -38,7 +38,7 @@ def tune(
     continues the study up to --trials in all. At the end: the trials table, PNG
     plots in DIR, and DIR/best.yaml (a spec clgym run takes as it is).
     """
-    from clgym_core.sweeps.tune import tune as run_tune
+    from clgym_core.sweeps.tuning import tune as run_tune
 
     try:
         result = run_tune(tune_path, out, trials, workers, storage, executor, address, final_seeds, progress)

@@ -21,8 +21,8 @@ def sweep(*args: Any, **kwargs: Any) -> Any:
 
 
 def tune(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`clgym_core.sweeps.tune.tune`."""
-    from clgym_core.sweeps.tune import tune as _tune
+    """See :func:`clgym_core.sweeps.tuning.tune`."""
+    from clgym_core.sweeps.tuning import tune as _tune
 
     return _tune(*args, **kwargs)
 
