@@ -16,7 +16,7 @@ VENV310 ?= .venv-py310
 # The lowest declared versions, pinned with == by scripts/lowest_requirements.py, on $(PYTHON).
 VENV_LOWEST ?= .venv-lowest
 
-.PHONY: setup run test test-slow test-py310 test-lowest bench clean
+.PHONY: setup run test test-slow test-ray test-py310 test-lowest bench clean
 
 $(STAMP): requirements-dev.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ run: setup
 	$(CLGYM) run
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not ray"
+
+# Ray executor tests: install the [ray] extra, start a local Ray instance (about a minute on 2 cores).
+test-ray: setup
+	$(PY) -m pip install -q -r requirements-ray.txt
+	$(PY) -m pytest -q -m ray
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

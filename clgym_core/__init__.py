@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 _LAZY_MODULES = {
     "trainer", "metrics", "data", "registry", "spec", "runner", "errors", "kinds", "optim", "settings",
-    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing", "build", "rundir",
+    "benchmark", "backbone", "algorithm", "callback", "component", "hookspecs", "testing", "build", "rundir", "sweeps",
 }
 _LAZY_NAMES = {
     "Benchmark": "clgym_core.benchmark",
@@ -42,6 +42,8 @@ _LAZY_NAMES = {
     "hookimpl": "clgym_core.hookspecs",
     "ClgymError": "clgym_core.errors",
     "RunSpec": "clgym_core.spec",
+    "sweep": "clgym_core.sweeps",
+    "tune": "clgym_core.sweeps",
 }
 
 

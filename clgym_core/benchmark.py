@@ -7,7 +7,7 @@ import hashlib
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch.utils.data import Dataset, Subset
 
 from clgym_core.component import Component, Params, validate_params
@@ -36,6 +36,29 @@ class BenchmarkParams(Params):
         None, ge=1, description="Examples per task returned by load_subset (e.g. for OGD or MC-SGD)."
     )
     seed: int = Field(0, description="Seed for everything random in the benchmark (orders, subsets, memory).")
+    validation_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Hold out this fraction of each task's training data as validation data "
+        "(seeded, class-balanced; load_validation); training, memories and subsets use the rest."
+    )
+    # ---- held-out tasks (A-GEM Section 5; see clgym_core.task_window) ----
+    first_task: int = Field(
+        1, ge=1, description="Start the stream at this task of the sequence (e.g. K+1 to evaluate on the tasks "
+        "held out of a search on the first K)."
+    )
+    last_task: int | None = Field(
+        None, ge=1, description="End the stream after this task of the sequence (e.g. K to search on the first K); "
+        "all when unset."
+    )
+
+    @model_validator(mode="after")
+    def _task_window(self) -> BenchmarkParams:
+        last = self.last_task
+        if last is not None and last < self.first_task:
+            raise ValueError(f"last_task ({last}) is before first_task ({self.first_task})")
+        total = getattr(self, "num_tasks", None)
+        if isinstance(total, int) and max(self.first_task, last or 1) > total:
+            raise ValueError(f"first_task/last_task must be within the {total} tasks of the sequence")
+        return self
 
 
 class Benchmark(Component, abc.ABC):
@@ -124,7 +147,44 @@ class Benchmark(Component, abc.ABC):
         return self._cache[key]
 
     def _full_train(self, task: int) -> DataSource:
-        return self._split(task, "train")
+        if not self.has_validation:
+            return self._split(task, "train")
+        # ---- validation split: training data are the rows not held out --------------------------
+        key = ("train_kept", self.check_task(task))
+        if key not in self._cache:
+            data = self._split(task, "train")
+            keep = torch.ones(len(data), dtype=torch.bool)
+            keep[self._validation_rows(data, task)] = False
+            self._cache[key] = subset(data, keep.nonzero().flatten())
+        return self._cache[key]
+
+    # ---- validation split ------------------------------------------------------------------------
+    @property
+    def has_validation(self) -> bool:
+        """Whether ``validation_fraction`` holds out part of each task's training data."""
+        return bool(getattr(self.params, "validation_fraction", None))
+
+    def _validation_rows(self, data: DataSource, task: int) -> torch.Tensor:
+        """The held-out rows of the full training split (at least one kept, at least one held out)."""
+        n = len(data)  # type: ignore[arg-type]
+        k = min(max(1, round(self.params.validation_fraction * n)), n - 1)
+        return self.draw_indices(data, k, "validation", task)
+
+    def load_validation(self, task: int) -> DataSource:
+        """The validation data of ``task``: ``validation_fraction`` of its training split, class-balanced.
+
+        Disjoint from :meth:`load_train` (and so from memories, subsets and joint
+        data, which draw from it); drawn from a generator seeded by ``(seed,
+        "validation", task)``.
+        """
+        if not self.has_validation:
+            raise DataError(f"{self.name}: no validation split; set benchmark.params.validation_fraction")
+        key = ("validation", self.check_task(task))
+        if key not in self._cache:
+            data = self._split(task, "train")
+            self._cache[key] = subset(data, self._validation_rows(data, task))
+        return self._cache[key]
+    # ---- end of validation split -----------------------------------------------------------------
 
     def release_training_data(self) -> None:
         """Drop the cached full training splits (and their per_task_examples subsets).
@@ -134,7 +194,7 @@ class Benchmark(Component, abc.ABC):
         memory drawn later), so a long sequence holds one task's training data at a
         time instead of all of them. Memories, subsets and test splits stay cached.
         """
-        for key in [k for k in self._cache if k[0] in ("train", "train_subset")]:
+        for key in [k for k in self._cache if k[0] in ("train", "train_subset", "train_kept")]:
             del self._cache[key]
 
     def clear_cache(self) -> None:
@@ -191,18 +251,18 @@ class Benchmark(Component, abc.ABC):
 
     def load_joint(self, task: int) -> DataSource:
         """Training data of tasks ``1..task`` together (``per_task_joint_examples`` each when set)."""
-        parts = []
+        return _concat([self.load_joint_task(t) for t in range(1, self.check_task(task) + 1)])
+
+    def load_joint_task(self, task: int) -> DataSource:
+        """Task ``task``'s part of :meth:`load_joint`."""
         k = self.params.per_task_joint_examples
-        for t in range(1, self.check_task(task) + 1):
-            key = ("joint", t)
-            if key in self._cache:  # a cached joint subset: the full training split is not needed again
-                parts.append(self._cache[key])
-                continue
-            data = self.load_train(t)
-            if k is not None and k < len(data):
-                data = self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("joint", t)))
-            parts.append(data)
-        return _concat(parts)
+        key = ("joint", self.check_task(task))
+        if key in self._cache:  # a cached joint subset: the full training split is not needed again
+            return self._cache[key]
+        data = self.load_train(task)
+        if k is not None and k < len(data):
+            data = self._cache[key] = subset(data, sample_indices(len(data), k, self.generator("joint", task)))
+        return data
 
     def draw_indices(self, data: DataSource, k: int, purpose: str, task: int) -> torch.Tensor:
         """``k`` distinct rows of ``data`` (class-balanced for classification), seeded by ``(purpose, task)``.

@@ -30,6 +30,7 @@ from clgym_core.optim import build_optimizer
 from clgym_core.progress import ProgressBar
 from clgym_core.registry import Registry, get_registry
 from clgym_core.spec import ComponentSpec, RunSpec, dump_spec
+from clgym_core.task_window import windowed
 from clgym_core.trainer import ContinualTrainer, RunContext, check_mixed_precision, resolve_device
 
 
@@ -138,7 +139,8 @@ def build(resolved: ResolvedRun) -> Components:
         torch.set_num_threads(spec.trainer.num_threads)
     seed_everything(spec.seed)
     backbone = _construct(resolved.backbone_cls, source, "backbone", spec.backbone.params)
-    algorithm = _construct(resolved.algorithm_cls, source, "algorithm", backbone, resolved.benchmark,
+    benchmark = windowed(resolved.benchmark)  # first_task / last_task: the held-out-tasks protocol
+    algorithm = _construct(resolved.algorithm_cls, source, "algorithm", backbone, benchmark,
                            spec.algorithm.params, optimizer=spec.optimizer)
     try:
         build_optimizer(backbone.parameters(), spec.optimizer)
@@ -149,7 +151,7 @@ def build(resolved: ResolvedRun) -> Components:
         _construct(cls, source, f"callbacks[{i}]", c.params)
         for i, (cls, c) in enumerate(zip(resolved.callback_classes, spec.callbacks))
     ]
-    return Components(resolved.benchmark, backbone, algorithm, callbacks)
+    return Components(benchmark, backbone, algorithm, callbacks)
 
 
 def check_shapes(resolved: ResolvedRun, algorithm: Algorithm) -> None:

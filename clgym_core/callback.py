@@ -26,6 +26,8 @@ class Evaluation:
 
     accuracy: list[float]
     loss: list[float]
+    #: The same on each task's validation data, when the benchmark holds some out (validation_fraction).
+    validation: Evaluation | None = None
 
 HOOKS = (
     "setup",

@@ -32,6 +32,9 @@ class MetricCollector(Callback):
         self._steps = 0
         self._task_started = 0.0
         self.problem = "classification"
+        # Rows of the same matrices on the validation split (empty unless the benchmark holds one out).
+        self.validation_accuracy: list[list[float]] = []
+        self.validation_loss: list[list[float]] = []
 
     def setup(self, trainer: ContinualTrainer) -> None:
         self.problem = trainer.problem
@@ -56,6 +59,10 @@ class MetricCollector(Callback):
         del self.accuracy[after_task:], self.loss[after_task:]
         self.accuracy.append(list(evaluation.accuracy))
         self.loss.append(list(evaluation.loss))
+        if evaluation.validation is not None:
+            del self.validation_accuracy[after_task:], self.validation_loss[after_task:]
+            self.validation_accuracy.append(list(evaluation.validation.accuracy))
+            self.validation_loss.append(list(evaluation.validation.loss))
         if after_task > 0:
             self.task_seconds[after_task] = time.perf_counter() - self._task_started
 
@@ -65,8 +72,17 @@ class MetricCollector(Callback):
         A matrix with a NaN or infinite entry (a run that diverged with
         ``stop_on_nonfinite: false``) gives NaN for every metric instead of failing.
         """
+        return self._summarize(self.accuracy, self.loss)
+
+    def validation_summary(self) -> dict[str, float] | None:
+        """:meth:`summary` of the validation matrices; None without a validation split."""
+        if not self.validation_loss:
+            return None
+        return self._summarize(self.validation_accuracy, self.validation_loss)
+
+    def _summarize(self, accuracy: list[list[float]], loss: list[list[float]]) -> dict[str, float]:
         kind = "accuracy" if self.problem == "classification" else "loss"
-        matrix = _square(self.accuracy if kind == "accuracy" else self.loss)
+        matrix = _square(accuracy if kind == "accuracy" else loss)
         if not all(math.isfinite(v) for row in matrix for v in row):
             keys = metric_fns.summarize([[0.0] * len(matrix[0])] * len(matrix), kind=kind)
             return {key: math.nan for key in keys}
@@ -78,6 +94,8 @@ class MetricCollector(Callback):
             "loss": self.loss,
             "train_loss": self.train_loss,
             "task_seconds": {str(k): v for k, v in self.task_seconds.items()},
+            **({"validation_accuracy": self.validation_accuracy, "validation_loss": self.validation_loss}
+               if self.validation_loss else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -85,6 +103,8 @@ class MetricCollector(Callback):
         self.loss = [list(r) for r in state.get("loss", [])]
         self.train_loss = dict(state.get("train_loss", {}))
         self.task_seconds = {int(k): float(v) for k, v in state.get("task_seconds", {}).items()}
+        self.validation_accuracy = [list(r) for r in state.get("validation_accuracy", [])]
+        self.validation_loss = [list(r) for r in state.get("validation_loss", [])]
 
 
 def _square(rows: list[list[float]]) -> list[list[float]]:

@@ -41,6 +41,7 @@ DEFAULT_METRICS = (
 ALL_METRICS = (
     "average_accuracy", "average_forgetting", "chaudhry_forgetting", "backward_transfer", "forward_transfer",
     "learning_accuracy", "average_loss", "learning_loss", "wall_seconds", "peak_memory_mb", "peak_gpu_memory_mb",
+    "validation_average_accuracy",
 )
 LOWER_IS_BETTER = {"average_forgetting", "chaudhry_forgetting", "average_loss", "learning_loss", "wall_seconds",
                    "peak_memory_mb", "peak_gpu_memory_mb"}
@@ -142,10 +143,13 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         SPEC_COLUMN: flatten_spec(spec) if isinstance(spec, dict) else {},
     }
     loss_metrics = data.get("loss_metrics") if isinstance(data.get("loss_metrics"), dict) else {}
+    validation = data.get("validation") if isinstance(data.get("validation"), dict) else {}
     for key in ALL_METRICS:
         value = data.get(key)
         if value is None:
             value = loss_metrics.get(key)
+        if key.startswith("validation_"):
+            value = validation.get(key.removeprefix("validation_"))
         row[key] = _number(value)
     return row
 

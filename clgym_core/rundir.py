@@ -304,6 +304,15 @@ def metrics_payload(spec: RunSpec, trainer: ContinualTrainer, summary: dict[str,
         "python": platform.python_version(),
         "torch": torch.__version__,
     })
+    if getattr(trainer.benchmark, "inner", None) is not None:  # a task window: which tasks of the sequence
+        payload["tasks"] = [trainer.benchmark.first, trainer.benchmark.last]
+    validation = trainer.metrics.validation_summary()
+    if validation is not None:  # the validation split: its matrices and summary, apart from the test ones
+        payload["validation"] = {
+            "accuracy_matrix": trainer.metrics.validation_accuracy if classification else None,
+            "loss_matrix": trainer.metrics.validation_loss,
+            **validation,
+        }
     return nan_to_null(payload)
 
 

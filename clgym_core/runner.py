@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from clgym_core.build import Components, ResolvedRun, build, build_trainer, resolve, with_run_callbacks
+from clgym_core.callback import Callback
 from clgym_core.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, load_checkpoint
 from clgym_core.errors import CheckpointError, SpecError
 from clgym_core.plain import first_difference
@@ -55,8 +56,12 @@ def run_spec(
     registry: Registry | None = None,
     write: bool = True,
     source: str = "spec",
+    callbacks: list[Callback] | None = None,
 ) -> RunResult:
     """Resolve, build, train and evaluate ``spec``; write its run directory unless ``write`` is false.
+
+    ``callbacks``: callback objects attached to this run only, after the spec's own
+    (not written into spec.yaml; e.g. a tuning study's reporter).
 
     Everything that can be refused without data (names, params, device, optimizer) is
     checked before the directory is claimed, so a rejected spec leaves nothing behind.
@@ -66,6 +71,7 @@ def run_spec(
         components = build(resolved)
     except KeyboardInterrupt:
         raise RunInterrupted(None, 0, False) from None
+    components.callbacks.extend(callbacks or [])
     if not write:
         return _execute(resolved, components, None)
     flag = "--out" if out_dir is not None else "output_dir"

@@ -10,6 +10,7 @@ transfer). Callbacks see every step of this timeline.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -171,6 +172,7 @@ class ContinualTrainer:
         self._fit_started: float | None = None
         self._resume_state: dict[str, Any] | None = None
         self._test_data: list[DataSource] = []
+        self._validation_data: list[DataSource] = []
         self._step_callbacks: dict[str, list[Callback]] = {}
 
     # ---- settings, read-only ----------------------------------------------------------------------
@@ -256,6 +258,7 @@ class ContinualTrainer:
         self.backbone.to(self.device)
         self.algorithm.setup(self)
         self._test_data = [self._on_device(self.benchmark.load_test(t)) for t in range(1, self.num_tasks + 1)]
+        self._load_validation_data()
         if self._resume_state is not None:
             self._apply_resume_state(self._resume_state)
             self._resume_state = None
@@ -340,12 +343,31 @@ class ContinualTrainer:
         if not self._test_data:
             self.benchmark.ensure_prepared()
             self._test_data = [self._on_device(self.benchmark.load_test(t)) for t in range(1, self.num_tasks + 1)]
+        return self._evaluate_on(self._test_data)
+
+    def _load_validation_data(self) -> None:
+        if getattr(self.benchmark, "has_validation", False):
+            self._validation_data = [
+                self._on_device(self.benchmark.load_validation(t)) for t in range(1, self.num_tasks + 1)
+            ]
+
+    def evaluate_validation(self) -> Evaluation | None:
+        """Accuracy and loss on every task's validation data; None when the benchmark holds none out."""
+        if not getattr(self.benchmark, "has_validation", False):
+            return None
+        if not self._validation_data:
+            self.benchmark.ensure_prepared()
+            self._load_validation_data()
+        return self._evaluate_on(self._validation_data)
+
+    def _evaluate_on(self, datasets: list[DataSource]) -> Evaluation:
+        """Accuracy and loss on each of ``datasets`` (one host sync in all)."""
         was_training = self.backbone.training
         self.backbone.eval()
         classification = self.problem == "classification"
-        sums = torch.zeros(self.num_tasks, 3, dtype=torch.float64, device=self.device)  # correct, loss, count
+        sums = torch.zeros(len(datasets), 3, dtype=torch.float64, device=self.device)  # correct, loss, count
         with torch.inference_mode(), self._autocast():
-            for index, data in enumerate(self._test_data):
+            for index, data in enumerate(datasets):
                 for batch in iterate_batches(data, self.eval_batch_size, device=self.device):
                     outputs = self.algorithm.predict(batch)
                     loss = self.algorithm.criterion(outputs, batch.targets)
@@ -363,11 +385,15 @@ class ContinualTrainer:
     def release_data(self) -> None:
         """Drop every dataset the run holds (evaluation reloads them if asked again)."""
         self._test_data = []
+        self._validation_data = []
         self.benchmark.clear_cache()
 
     def _evaluate_and_report(self, after_task: int) -> None:
         self.call("on_validation_start", after_task)
         evaluation = self.evaluate()
+        validation = self.evaluate_validation()
+        if validation is not None:
+            evaluation = dataclasses.replace(evaluation, validation=validation)
         self.call("on_validation_end", after_task, evaluation)
 
     # ---- checkpoints ----------------------------------------------------------------------------

@@ -61,6 +61,15 @@ def results(
     """
     from clgym_core import results as res
 
+    # ---- a tuning study's folder: its trials, best first ----
+    from clgym_core.sweeps.tuning import is_study_dir
+
+    if len(paths) == 1 and is_study_dir(paths[0]) and output_format is Format.table:
+        from clgym_core.cli.tune import show_trials
+        from clgym_core.sweeps.tuning import study_direction, study_trials
+
+        show_trials(study_trials(paths[0]), maximize=study_direction(paths[0]) == "maximize")
+        return
     groups = _columns(group_by, res.DEFAULT_GROUP_BY)
     chosen = _columns(metrics, res.DEFAULT_METRICS)
     runs, unfinished = res.find_runs(paths)
