@@ -65,7 +65,7 @@ def results(
     from clgym_core.sweeps.tuning import is_study_dir
 
     if len(paths) == 1 and is_study_dir(paths[0]) and output_format is Format.table:
-        from clgym_core.cli.tune import show_trials
+        from clgym_core.cli.common import show_trials
         from clgym_core.sweeps.tuning import study_direction, study_trials
 
         show_trials(study_trials(paths[0]), maximize=study_direction(paths[0]) == "maximize")

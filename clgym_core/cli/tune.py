@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from clgym_core.cli.common import console, err_console, fmt
+from clgym_core.cli.common import console, err_console, show_trials, trial_value
 
 INTERRUPTED = 130
 
@@ -48,7 +46,7 @@ def tune(
         raise typer.Exit(1)
     best = result["best"]
     console.print(f"best: trial {best['trial']}, value {best['value']:.4g}: "
-                  + ", ".join(f"{k}={_value(v)}" for k, v in best["params"].items()), markup=False)
+                  + ", ".join(f"{k}={trial_value(v)}" for k, v in best["params"].items()), markup=False)
     console.print(f"wrote {result['best_path']} (clgym run {result['best_path']})", markup=False)
     if result["final"] is not None:
         from clgym_core.cli.sweep import show_sweep
@@ -60,30 +58,6 @@ def tune(
 
         results([out / "final"], sort=None, reverse=False, group_by=None, metrics=None, output_format=Format.table,
                 output=None)
-
-
-def _value(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def show_trials(frame, limit: int | None = None, maximize: bool = True) -> None:
-    """Trials best first (finished ones), then pruned, failed and the rest."""
-    if frame is None or not len(frame):
-        console.print("no trials yet", markup=False)
-        return
-    order = {"complete": 0, "pruned": 1, "fail": 2, "interrupted": 3}
-    frame = frame.assign(_o=frame["state"].map(lambda s: order.get(s, 4)))
-    frame = frame.sort_values(["_o", "value"], ascending=[True, not maximize], kind="stable").drop(columns="_o")
-    fixed = {"trial", "state", "value", "steps", "reason", "worker", "run_dir"}
-    params = [c for c in frame.columns if c not in fixed]
-    table = Table(title=f"trials: {len(frame)}", title_justify="left")
-    for name in ["trial", "state", "value", *params, "steps", "reason"]:
-        table.add_column(name, justify="right" if name not in ("state", "reason") else "left", no_wrap=True)
-    for record in frame.head(limit).to_dict("records") if limit else frame.to_dict("records"):
-        table.add_row(str(record["trial"]), record["state"], fmt(record["value"]),
-                      *[_value(record[p]) for p in params], fmt(record["steps"]), str(record["reason"] or ""))
-    out = console if console.is_terminal else Console(width=max(console.width, 240), highlight=False)
-    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
