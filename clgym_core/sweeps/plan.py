@@ -176,14 +176,16 @@ def check_points(plan: SweepPlan, registry: Any = None) -> list[Any]:
 
     Errors name the point and the field: a swept field comes out as ``sweep.PATH``.
     """
-    from clgym_core.build import resolve_spec
+    from clgym_core.build import resolve_spec, with_run_callbacks
     from clgym_core.spec import parse_spec
 
     resolved = []
     for point in plan.points:
         source = f"{plan.source} (run {point.name})"
         try:
-            resolved.append(resolve_spec(parse_spec(point.data, source), registry, source=source))
+            # As the point will run: in its own directory, without a progress display.
+            spec = with_run_callbacks(parse_spec(point.data, source), writes_run_dir=True, progress=False)
+            resolved.append(resolve_spec(spec, registry, source=source))
         except SpecError as exc:
             raise SweepError(name_field(str(exc), list(point.values), SWEEP_KEY)) from None
     return resolved
