@@ -147,6 +147,9 @@ def build(resolved: ResolvedRun) -> Components:
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{source}: optimizer: {' '.join(str(exc).split())}") from None
     check_shapes(resolved, algorithm)
+    if spec.trainer.early_stopping_patience is not None and not getattr(benchmark, "has_validation", False):
+        raise SpecError(f"{source}: trainer.early_stopping_patience needs a validation split; "
+                        "set benchmark.params.validation_fraction")
     callbacks = [
         _construct(cls, source, f"callbacks[{i}]", c.params)
         for i, (cls, c) in enumerate(zip(resolved.callback_classes, spec.callbacks))

@@ -30,6 +30,11 @@ class TrainerSettings(BaseModel):
         None, ge=1, le=MAX_THREADS, description="CPU threads for torch (torch.set_num_threads); torch's default when unset."
     )
     checkpoint: bool = Field(True, description="Write RUN_DIR/checkpoint.pt after every task (clgym run --resume).")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Stop a task's epochs once its validation accuracy (loss for regression) has not improved for "
+        "this many epochs; needs benchmark.params.validation_fraction. Off when unset.",
+    )
     mixed_precision: Literal["none", "bf16"] = Field(
         "none", description="none, or bf16: autocast training steps and evaluation to bfloat16 (CUDA)."
     )

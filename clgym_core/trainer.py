@@ -277,6 +277,7 @@ class ContinualTrainer:
         data = self._on_device(self.algorithm.prepare_train_data(task))
         self.steps_per_epoch = math.ceil(len(data) / self.batch_size)  # type: ignore[arg-type]
         self.backbone.train()
+        stopper = _EarlyStopping(self.settings.early_stopping_patience, self.problem)
         for epoch in range(1, self.epochs_per_task + 1):
             self.current_epoch = epoch
             self.call("on_train_epoch_start", task, epoch)
@@ -286,6 +287,9 @@ class ContinualTrainer:
             self.algorithm.train_epoch_end(task, epoch)
             if scheduler is not None:
                 scheduler.step()
+            if stopper.active and epoch < self.epochs_per_task and stopper.should_stop(self._task_validation(task)):
+                self.backbone.train()
+                break
             self.call("on_train_epoch_end", task, epoch)
         del data
         self.algorithm.train_task_end(task)
@@ -387,6 +391,16 @@ class ContinualTrainer:
         self._test_data = []
         self._validation_data = []
         self.benchmark.clear_cache()
+
+    def _task_validation(self, task: int) -> float:
+        """The current task's validation accuracy (or loss for regression), for early stopping."""
+        if not self._validation_data:
+            self._load_validation_data()
+        if not self._validation_data:
+            raise ClgymError("trainer.early_stopping_patience needs a validation split; "
+                             "set benchmark.params.validation_fraction")
+        evaluation = self._evaluate_on([self._validation_data[task - 1]])
+        return evaluation.accuracy[0] if self.problem == "classification" else evaluation.loss[0]
 
     def _evaluate_and_report(self, after_task: int) -> None:
         self.call("on_validation_start", after_task)
@@ -533,3 +547,25 @@ def _restore(what: str, load: Any, state: Any) -> None:
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise CheckpointError(f"checkpoint does not fit the {what} ({type(exc).__name__}: {first})") from None
+
+
+class _EarlyStopping:
+    """Counts epochs without improvement of a task's validation score (reset every task)."""
+
+    def __init__(self, patience: int | None, problem: str) -> None:
+        self.patience = patience
+        self.higher_is_better = problem == "classification"
+        self.best: float | None = None
+        self.stale = 0
+
+    @property
+    def active(self) -> bool:
+        return self.patience is not None
+
+    def should_stop(self, score: float) -> bool:
+        better = self.best is None or (score > self.best if self.higher_is_better else score < self.best)
+        if better:
+            self.best, self.stale = score, 0
+        else:
+            self.stale += 1
+        return self.stale >= (self.patience or 0)

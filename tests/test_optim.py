@@ -12,7 +12,7 @@ from clgym_core.backbone import MLP
 from clgym_core.errors import SpecError
 from clgym_core.optim import OptimizerConfig, build_optimizer, prepare_for_task
 from clgym_core.spec import parse_spec
-from clgym_core.testing import SyntheticBlobs
+from clgym_core.testing import SyntheticBlobs, make_plugin
 from clgym_core.trainer import ContinualTrainer
 
 
@@ -79,3 +79,47 @@ def test_bad_optimizer_options_name_the_field(optimizer: dict, field: str) -> No
 
 def test_scheduler_short_form() -> None:
     assert OptimizerConfig(scheduler="cosine").scheduler.name == "cosine"
+
+
+class CountsEpochs(Algorithm):
+    """Plain training that records every finished epoch."""
+
+    name = "counts_epochs"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.epochs: list[tuple[int, int]] = []
+
+    def train_epoch_end(self, task, epoch):
+        self.epochs.append((task, epoch))
+
+
+def _epochs(patience, lr: float, validation: float | None = 0.25) -> list[tuple[int, int]]:
+    bench = SyntheticBlobs(num_tasks=2, train_examples=64, test_examples=8, validation_fraction=validation)
+    algo = CountsEpochs(MLP(input_size=8, hidden_sizes=[8], output_size=2), bench, optimizer={"lr": lr})
+    ContinualTrainer(algo, batch_size=16, epochs_per_task=20, device="cpu", early_stopping_patience=patience).fit()
+    return algo.epochs
+
+
+def test_early_stopping_ends_a_task_after_patience_epochs_without_improvement() -> None:
+    # A learning rate too small to change the validation accuracy: epoch 1 sets the best, 2 and 3 do not beat it.
+    epochs = _epochs(patience=2, lr=1e-12)
+    assert epochs == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert len(_epochs(patience=None, lr=1e-12)) == 40  # off: every epoch runs
+
+
+def test_early_stopping_needs_a_validation_split() -> None:
+    from clgym_core.build import build, resolve
+    from clgym_core.testing import isolated_registry
+
+    spec = parse_spec({"benchmark": "synthetic_blobs", "backbone": {"name": "mlp", "params": {"hidden_sizes": [4]}},
+                       "algorithm": "plain_for_optim", "trainer": {"early_stopping_patience": 2, "device": "cpu"}})
+    with isolated_registry({"t": make_plugin(benchmarks=[SyntheticBlobs], algorithms=[PlainForOptim])}) as registry:
+        with pytest.raises(SpecError, match="trainer.early_stopping_patience needs a validation split"):
+            build(resolve(spec, registry))
+
+
+class PlainForOptim(Algorithm):
+    """Plain training."""
+
+    name = "plain_for_optim"
