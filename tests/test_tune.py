@@ -186,3 +186,28 @@ def test_search_tasks_must_leave_tasks_to_evaluate(tmp_path) -> None:
     path = write(tmp_path / "t.yaml", BASE + "tune:\n  space: {optimizer.lr: [0.1]}\n  search_tasks: 2\n")
     result = runner.invoke(app, ["tune", str(path), "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "tune.search_tasks" in result.output, result.output
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes"])
+def test_every_sampler_runs_a_study(tmp_path, sampler: str) -> None:
+    if sampler == "cmaes":
+        pytest.importorskip("cmaes", reason="the cmaes package is not installed (pip install cmaes)")
+    space = ("tune:\n  space:\n    optimizer.lr: " + ("[0.05, 0.2]\n" if sampler == "grid" else
+             "{type: float, low: 0.01, high: 0.5, log: true}\n"))
+    frame = tune(write(tmp_path / "t.yaml", BASE + space + f"  sampler: {sampler}\n  trials: 2\n"),
+                 tmp_path / "study", executor="inline")["trials"]
+    assert len(frame) == 2 and set(frame["state"]) == {"complete"}
+    assert all(0.01 <= lr <= 0.5 for lr in frame["optimizer.lr"])
+    if sampler == "grid":
+        assert sorted(frame["optimizer.lr"]) == [0.05, 0.2]  # the grid, each point once
+
+
+@pytest.mark.parametrize("pruner", ["successive_halving", "hyperband"])
+def test_successive_halving_and_hyperband_prune_the_bad_region(tmp_path, pruner: str) -> None:
+    base = BASE.replace("num_tasks: 2", "num_tasks: 4")
+    frame = tune(write(tmp_path / "p.yaml", base + PRUNE + f"  pruner: {pruner}\n"), tmp_path / "study",
+                 executor="inline")["trials"]
+    cut = frame[frame["state"] == "pruned"]
+    assert len(frame) == 6
+    assert len(cut) >= 1 and set(cut["optimizer.lr"]) == {1e-6}  # only hopeless settings are cut
+    assert frame[frame["state"] == "complete"]["value"].max() > 50
