@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from scipy.linalg import cholesky, solve_triangular
-from scipy.optimize import nnls
 from pydantic import Field
 
 from clgym_core.algorithm import Algorithm
@@ -46,6 +44,10 @@ def gem_project(g: torch.Tensor, memory_grads: torch.Tensor, margin: float = 0.5
     ``1/2 ||L^T u + L^{-1} (M margin + G g)||^2`` up to a constant. This is the same QP the
     authors hand to ``quadprog``; a BSD-licensed solver keeps clgym-algos MIT.
     """
+    # Imported here: SciPy takes half a second to import, and `clgym list` imports every algorithm module.
+    from scipy.linalg import cholesky, solve_triangular
+    from scipy.optimize import nnls
+
     rows = memory_grads.detach().double().cpu().numpy()
     grad = g.detach().double().cpu().numpy()
     k = rows.shape[0]
