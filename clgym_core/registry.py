@@ -38,7 +38,6 @@ ENV_DISABLE = "CLGYM_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "CLGYM_BLOCK_PLUGINS"
 ENV_TRACE = "CLGYM_TRACE_PLUGINS"
 IN_PROCESS = "(in-process)"
-REGISTRATION_HOOKS = tuple(k.hook for k in KINDS)
 
 
 def _truthy(value: str | None) -> bool:

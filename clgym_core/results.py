@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from clgym_core.errors import ClgymError, ResultsError, SpecError
+from clgym_core.errors import ResultsError, SpecError
 from clgym_core.spec import parse_spec_text
 
 METRICS_FILE = "metrics.json"

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 
 from clgym_core import rundir
 from clgym_core.algorithm import Algorithm
-from clgym_core.benchmark import BenchmarkParams
 from clgym_core.cli import app
 from clgym_core.errors import DataError, RunDirError
 from clgym_core.rundir import RunDirectory

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from clgym_core import loggers, rundir, runner
+from clgym_core import loggers, rundir
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
 from clgym_core.errors import ClgymError

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from clgym_core import rundir, runner
+from clgym_core import rundir
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import MLP
 from clgym_core.checkpoint import load_checkpoint

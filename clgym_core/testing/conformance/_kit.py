@@ -24,8 +24,6 @@ import yaml
 from pydantic import Field
 
 from clgym_core.algorithm import Algorithm
-from clgym_core.backbone import Backbone
-from clgym_core.benchmark import Benchmark
 from clgym_core.callback import Callback
 from clgym_core.component import Params, summary_line, validate_params
 from clgym_core.errors import SpecError
