@@ -18,11 +18,11 @@ VENV_LOWEST ?= .venv-lowest
 
 .PHONY: setup run test test-slow test-ray test-py310 test-lowest bench clean
 
-$(STAMP): requirements-dev.txt $(PYPROJECTS)
+$(STAMP): requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -r requirements-loggers.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,11 +42,11 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 # The same torch as .venv; pip takes it from PyPI for this Python (a CUDA build that runs on the CPU).
-$(VENV310)/.installed: requirements-dev.txt $(PYPROJECTS)
+$(VENV310)/.installed: requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
 	test -x $(VENV310)/bin/python || { py=$$(scripts/find_python.sh 3.10) && "$$py" -m venv $(VENV310); }
 	$(VENV310)/bin/python -m pip install -q --upgrade pip
 	$(VENV310)/bin/python -m pip install -q $(TORCH)
-	$(VENV310)/bin/python -m pip install -q -r requirements-dev.txt
+	$(VENV310)/bin/python -m pip install -q -r requirements-dev.txt -r requirements-loggers.txt
 	touch $@
 
 test-py310: $(VENV310)/.installed

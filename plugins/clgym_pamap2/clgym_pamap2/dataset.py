@@ -223,6 +223,9 @@ def read_recording(path: Path) -> np.ndarray:
         raise DataError(f"pamap2: {path} is empty")
     import pandas as pd  # only when parsing: keeps `clgym list` fast
 
+    binary = _first_binary_byte(raw)
+    if binary is not None:  # checked before parsing: some pandas versions read "1.0\x00" as 1.0
+        raise DataError(f"pamap2: {path}: {binary}")
     try:
         frame = pd.read_csv(
             io.BytesIO(raw), sep=r"\s+", header=None, names=list(range(NUM_COLUMNS)),
@@ -237,26 +240,36 @@ def read_recording(path: Path) -> np.ndarray:
     return values
 
 
-def _first_bad_token(raw: bytes, line_numbers: np.ndarray) -> str:
-    """Where parsing failed, for the message: the first byte that is not ASCII text, else the first non-number."""
+def _first_binary_byte(raw: bytes) -> str | None:
+    """The first byte that is not ASCII text (tab and line ends allowed), as a message; None if all is text."""
     data = np.frombuffer(raw, dtype=np.uint8)
     binary = np.flatnonzero((data > 126) | ((data < 32) & ~np.isin(data, (9, 10, 13))))
-    if len(binary):
-        at = int(binary[0])
-        line = raw.count(b"\n", 0, at) + 1
-        return f"line {line}: byte 0x{data[at]:02x} is not text (is this an official PAMAP2 .dat file?)"
+    if not len(binary):
+        return None
+    at = int(binary[0])
+    line = raw.count(b"\n", 0, at) + 1
+    return f"line {line}: byte 0x{data[at]:02x} is not text (is this an official PAMAP2 .dat file?)"
+
+
+def _first_bad_token(raw: bytes, line_numbers: np.ndarray) -> str:
+    """Where parsing failed, for the message: the first token that is not a number."""
     try:
-        row, value = _first_non_numeric(raw)
+        row, column, value = _first_non_numeric(raw)
     except Exception:  # noqa: BLE001 - only the message depends on it; the file is refused either way
         return "not a table of numbers (is this an official PAMAP2 .dat file?)"
-    return f"line {int(line_numbers[row])}: {value!r} is not a number (corrupt row)"
+    where = f"line {int(line_numbers[row])}"
+    try:
+        number = float(value)  # e.g. 1e999: a number, just not one a float64 parser of every pandas keeps
+    except ValueError:
+        return f"{where}: {value!r} is not a number (corrupt row)"
+    return f"{where}, column {column + 1} ({column_name(column)}): value {number:g} is not finite (corrupt value)"
 
 
-def _first_non_numeric(raw: bytes) -> tuple[int, str]:
+def _first_non_numeric(raw: bytes) -> tuple[int, int, str]:
     import pandas as pd
 
     text = pd.read_csv(io.BytesIO(raw), sep=r"\s+", header=None, dtype=str, keep_default_na=False)
-    first_row, first_value = len(text), ""
+    first_row, first_column, first_value = len(text), 0, ""
     for column in text.columns:
         values = text[column]
         numbers = pd.to_numeric(values, errors="coerce")
@@ -264,8 +277,8 @@ def _first_non_numeric(raw: bytes) -> tuple[int, str]:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             if row < first_row:
-                first_row, first_value = row, str(values.iloc[row])
-    return first_row, first_value
+                first_row, first_column, first_value = row, int(column), str(values.iloc[row])
+    return first_row, first_column, first_value
 
 
 def _check_columns(path: Path, values: np.ndarray, line_numbers: np.ndarray) -> None:

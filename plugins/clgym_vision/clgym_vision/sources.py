@@ -117,12 +117,13 @@ class ImageDataset:
                 dataset_class(str(target), train=train, download=True)
         except Exception as exc:  # network, disk and checksum failures all end here
             text = " ".join(str(exc).split())[:300]
-            raise DataError(
+            message = (
                 f"{self.name}: download into {target / self.folder} failed ({type(exc).__name__}: {text}); "
                 f"check the internet connection, or, without internet, fetch the files from {self.url} "
                 f"elsewhere, put them in a folder DIR/{self.folder} and point benchmark.params.root (or "
                 f"${ENV_DATA}) at DIR"
-            ) from None
+            )
+            raise DataError(" ".join(message.split())) from None
         folder = self.find(target)
         if folder is None:
             missing = ", ".join(self.files())

@@ -257,6 +257,8 @@ def test_offline_download_says_how_to_point_at_the_files(tmp_path, monkeypatch, 
     with pytest.raises(DataError) as info:
         benchmark(root=str(tmp_path / "data"), download=True).load_train(1)
     text = str(info.value)
-    assert "\n" not in text and "download into" in text and "name resolution" in text
+    assert "\n" not in text and "download into" in text
+    # Recent torchvision passes the network error on; older (0.19) only says which file it could not fetch.
+    assert "name resolution" in text or "Error downloading" in text
     assert "$CLGYM_DATA" in text and "benchmark.params.root" in text
     assert benchmark.dataset.folder in text
