@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from clgym_core.plain import first_difference
+
 FAILED_FILE = "failed.txt"
 TRACEBACK_FILE = "traceback.txt"
 STATES = ("done", "failed", "resumable", "partial", "new")
@@ -45,17 +47,6 @@ def failure_reason(run_dir: Path) -> str:
         return (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip()
     except OSError:
         return ""
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """Dotted path of the first place two plain structures differ (None when equal)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in dict.fromkeys([*a, *b]):
-            found = first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-        return None
-    return None if a == b else (path or "(top level)")
 
 
 def spec_mismatch(run_dir: Path, resolved_yaml: str) -> str | None:

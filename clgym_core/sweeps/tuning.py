@@ -331,7 +331,7 @@ def open_study(plan: TunePlan, url: str, num_tasks: int) -> tuple[Any, Any]:
     """Create or continue the study (and return its storage); refuse one that holds another search."""
     import optuna
 
-    from clgym_core.sweeps.points import first_difference
+    from clgym_core.plain import first_difference
     from clgym_core.sweeps.storage import open_storage, shown
 
     storage = open_storage(url)
