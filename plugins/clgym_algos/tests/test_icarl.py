@@ -27,14 +27,20 @@ def test_herding_matches_a_hand_computed_case():
 
 
 
-def test_exemplars_are_herded_per_class_and_cut_to_their_prefix(class_blobs, backbone_for):
-    bench = class_blobs(seed=0)
+def _trained_on_task_1(bench, backbone_for):
+    """iCaRL with a 24-exemplar memory after one pass over task 1, and its optimizer."""
     alg = ICaRL(backbone_for(bench), bench, {"memory_size": 24})
     optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.05)
     alg.current_task = 1
     for batch in alg.prepare_train_data(1).batches(20):
         alg.train_step(batch, optimizer)
     alg.train_task_end(1)
+    return alg, optimizer
+
+
+def test_exemplars_are_herded_per_class_and_cut_to_their_prefix(class_blobs, backbone_for):
+    bench = class_blobs(seed=0)
+    alg, optimizer = _trained_on_task_1(bench, backbone_for)
     e = alg.exemplars
     assert e["targets"].bincount().tolist() == [12, 12]  # m = 24 / 2 classes
     first = {c: e["inputs"][e["targets"] == c][e["rank"][e["targets"] == c].argsort()] for c in (0, 1)}
@@ -96,12 +102,7 @@ def test_trainer_evaluates_with_the_nearest_mean_of_exemplars(class_blobs, backb
 
 def test_loss_distils_old_classes_and_learns_new_ones(class_blobs, backbone_for):
     bench = class_blobs(seed=0)
-    alg = ICaRL(backbone_for(bench), bench, {"memory_size": 24})
-    optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.05)
-    alg.current_task = 1
-    for batch in alg.prepare_train_data(1).batches(20):
-        alg.train_step(batch, optimizer)
-    alg.train_task_end(1)
+    alg, optimizer = _trained_on_task_1(bench, backbone_for)
     alg.current_task = 2
     train = alg.prepare_train_data(2)
     for batch in list(train.batches(20, shuffle=True, generator=torch.Generator().manual_seed(0)))[:3]:
