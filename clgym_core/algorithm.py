@@ -32,6 +32,10 @@ class Algorithm(Component):
     """
 
     Params: ClassVar[type[Params]] = Params
+    #: True when :meth:`train_step` keeps examples of the batches it is given (a replay buffer filled
+    #: from the stream). Under ddp each process sees only its slice of every batch, so such a method
+    #: is refused there; everything else runs unchanged (see :mod:`clgym_core.distributed`).
+    stream_memory: ClassVar[bool] = False
 
     def __init__(
         self,

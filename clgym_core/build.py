@@ -24,6 +24,7 @@ from clgym_core.benchmark import Benchmark
 from clgym_core.callback import Callback
 from clgym_core.component import validate_params
 from clgym_core.data import Batch
+from clgym_core.distributed import Placement, check_distributable, fabric_class
 from clgym_core.errors import ClgymError, RegistryError, SpecError
 from clgym_core.loggers import DEFAULT_LOGGERS
 from clgym_core.optim import build_optimizer
@@ -134,7 +135,11 @@ def build(resolved: ResolvedRun) -> Components:
     the precision runs on it, torch accepts the optimizer settings.
     """
     spec, source = resolved.spec, resolved.source
-    check_mixed_precision(spec.trainer.mixed_precision, resolve_device(spec.trainer.device))
+    if spec.trainer.uses_fabric:
+        fabric_class(spec.trainer)  # installed? (processes start only when the run does)
+        check_distributable(resolved.algorithm_cls, spec.trainer, source)
+    else:
+        check_mixed_precision(spec.trainer.mixed_precision, resolve_device(spec.trainer.device))
     if spec.trainer.num_threads is not None:
         torch.set_num_threads(spec.trainer.num_threads)
     seed_everything(spec.seed)
@@ -195,16 +200,22 @@ def check_shapes(resolved: ResolvedRun, algorithm: Algorithm) -> None:
 
 
 def build_trainer(
-    resolved: ResolvedRun, components: Components, run_dir: Path | None = None, spec_yaml: str | None = None
+    resolved: ResolvedRun,
+    components: Components,
+    run_dir: Path | None = None,
+    spec_yaml: str | None = None,
+    placement: Placement | None = None,
+    profile: bool = False,
 ) -> ContinualTrainer:
-    """The trainer of a built run, told its settings and its run directory.
+    """The trainer of a built run, told its settings, its run directory and where it trains.
 
     ``spec_yaml`` is the spec its checkpoints record (a resumed run's ``spec.yaml`` as written).
     """
     spec = resolved.spec
     run = RunContext(run_dir=run_dir, spec=spec.model_dump(mode="json", exclude_none=True),
-                     spec_yaml=spec_yaml if spec_yaml is not None else resolved.spec_yaml)
-    return ContinualTrainer(components.algorithm, spec.trainer, components.callbacks, seed=spec.seed, run=run)
+                     spec_yaml=spec_yaml if spec_yaml is not None else resolved.spec_yaml, profile=profile)
+    return ContinualTrainer(components.algorithm, spec.trainer, components.callbacks, seed=spec.seed, run=run,
+                            placement=placement)
 
 
 def _construct(cls: type, source: str, where: str, *args: Any, **kwargs: Any) -> Any:

@@ -8,6 +8,7 @@ import typing
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from clgym_core.errors import SpecError
 
@@ -25,6 +26,15 @@ def normalize_name(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
+#: The error type of :func:`combination_error`.
+COMBINATION_ERROR = "clgym_combination"
+
+
+def combination_error(field: str, reason: str) -> PydanticCustomError:
+    """What a model validator raises when fields clash: reported as ``<path>.field: reason``."""
+    return PydanticCustomError(COMBINATION_ERROR, "{field}: {reason}", {"field": field, "reason": reason})
+
+
 def format_validation_error(error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
     """One line per problem: ``path.to.field: reason``.
 
@@ -34,8 +44,11 @@ def format_validation_error(error: ValidationError, prefix: str = "", model: typ
     lines = []
     for item in error.errors():
         loc = ".".join(str(part) for part in item["loc"])
-        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         message = item["msg"]
+        if item["type"] == COMBINATION_ERROR:  # a model validator naming the field a combination fails on
+            loc = ".".join(part for part in (loc, item["ctx"]["field"]) if part)
+            message = item["ctx"]["reason"]
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         if item["type"] == "extra_forbidden":
             message = "unknown parameter" + _known_fields_hint(model, item["loc"])
         lines.append(f"{where}: {message}" if where else message)

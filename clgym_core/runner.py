@@ -16,12 +16,15 @@ from typing import Callable
 from clgym_core.build import Components, ResolvedRun, build, build_trainer, resolve, with_run_callbacks
 from clgym_core.callback import Callback
 from clgym_core.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, load_checkpoint
-from clgym_core.errors import CheckpointError, SpecError
+from clgym_core.distributed import Placement, follow_parent
+from clgym_core.errors import CheckpointError, ClgymError, SpecError
 from clgym_core.plain import first_difference
+from clgym_core.profiling import write_profile
 from clgym_core.registry import Registry
 from clgym_core.rundir import SPEC_NAME, RunDirectory, default_run_dir, write_results
 from clgym_core.spec import RunSpec, load_spec, parse_spec_text, read_spec_file
-from clgym_core.trainer import ContinualTrainer
+from clgym_core.settings import TrainerSettings
+from clgym_core.trainer import ContinualTrainer, make_placement
 
 __all__ = ["Components", "RunInterrupted", "RunResult", "resume_run", "run_spec"]
 
@@ -57,6 +60,7 @@ def run_spec(
     write: bool = True,
     source: str = "spec",
     callbacks: list[Callback] | None = None,
+    profile: bool = False,
 ) -> RunResult:
     """Resolve, build, train and evaluate ``spec``; write its run directory unless ``write`` is false.
 
@@ -65,6 +69,8 @@ def run_spec(
 
     Everything that can be refused without data (names, params, device, optimizer) is
     checked before the directory is claimed, so a rejected spec leaves nothing behind.
+    Under ddp, Fabric's processes start after building; only process 0 claims and writes
+    the directory. ``profile``: record a torch.profiler trace and the time per phase.
     """
     resolved = resolve(with_run_callbacks(spec, write, progress), registry, source)
     try:
@@ -72,13 +78,30 @@ def run_spec(
     except KeyboardInterrupt:
         raise RunInterrupted(None, 0, False) from None
     components.callbacks.extend(callbacks or [])
-    if not write:
-        return _execute(resolved, components, None)
+    placement = _launch(resolved.spec.trainer)
+    if not write or not placement.is_main:
+        return _execute(resolved, components, None, placement=placement, profile=profile and write)
     flag = "--out" if out_dir is not None else "output_dir"
     path = Path(out_dir) if out_dir is not None else default_run_dir(resolved.spec)
     with RunDirectory.claim_new(path, flag) as run_dir:
         run_dir.write_text(SPEC_NAME, resolved.spec_yaml)
-        return _execute(resolved, components, run_dir)
+        return _execute(resolved, components, run_dir, placement=placement, profile=profile)
+
+
+def _launch(settings: TrainerSettings) -> Placement:
+    """Where the run trains; with Fabric fields set this starts its processes (the others rerun this command)."""
+    placement = make_placement(settings)
+    if not placement.is_main:
+        follow_parent()  # a process Fabric started ends with the one that started it
+    return placement
+
+
+def _spec_settings(path: Path) -> TrainerSettings | None:
+    """The trainer settings of ``path/spec.yaml``, or None when it cannot be read (resuming then says why)."""
+    try:
+        return load_spec(path / SPEC_NAME).trainer
+    except (ClgymError, OSError):
+        return None
 
 
 def resume_run(
@@ -94,6 +117,10 @@ def resume_run(
     states, counters and RNG states are restored, and training goes on with the next task.
     """
     notify = notify or (lambda message: None)
+    settings = _spec_settings(Path(run_dir))
+    placement = _launch(settings) if settings is not None and settings.uses_fabric else None
+    if placement is not None and not placement.is_main:
+        return _follow(Path(run_dir), placement, progress, registry)
     with RunDirectory.claim_existing(Path(run_dir)) as claimed:
         path = claimed.path
         spec_path = path / SPEC_NAME
@@ -119,7 +146,17 @@ def resume_run(
         except KeyboardInterrupt:
             raise RunInterrupted(path, int(state["completed_tasks"]), True) from None
         # Later checkpoints must keep matching spec.yaml: the trainer records the spec as written.
-        return _execute(resolved, components, claimed, state, spec_yaml=spec_path.read_text(encoding="utf-8"))
+        return _execute(resolved, components, claimed, state, spec_yaml=spec_path.read_text(encoding="utf-8"),
+                        placement=placement)
+
+
+def _follow(path: Path, placement: Placement, progress: bool | None, registry: Registry | None) -> RunResult | None:
+    """A process other than process 0 resuming a ddp run: reads the run directory, never claims or writes it."""
+    state, _ = load_checkpoint(path)
+    if int(state["completed_tasks"]) >= int(state["num_tasks"]):
+        return None
+    resolved = resolve(with_run_callbacks(load_spec(path / SPEC_NAME), True, progress), registry, str(path / SPEC_NAME))
+    return _execute(resolved, build(resolved), None, state, placement=placement)
 
 
 def _check_same_spec(spec_path: Path, saved_yaml: object, checkpoint_name: str) -> None:
@@ -145,9 +182,12 @@ def _execute(
     run_dir: RunDirectory | None,
     state: dict | None = None,
     spec_yaml: str | None = None,
+    placement: Placement | None = None,
+    profile: bool = False,
 ) -> RunResult:
     """Fit (from the start or a restored checkpoint) and write the outputs."""
-    trainer = build_trainer(resolved, components, run_dir.path if run_dir is not None else None, spec_yaml)
+    trainer = build_trainer(resolved, components, run_dir.path if run_dir is not None else None, spec_yaml,
+                            placement=placement, profile=profile)
     if state is not None:
         trainer.restore(state)
     try:
@@ -155,6 +195,8 @@ def _execute(
         if run_dir is not None:
             trainer.release_data()  # before plotting: the plots' memory must not stack on the data's
             write_results(run_dir, resolved.spec, trainer, summary)
+            if trainer.profiler is not None:
+                write_profile(run_dir, trainer.profiler)
     except KeyboardInterrupt:
         path = run_dir.path if run_dir is not None else None
         resumable = path is not None and trainer.checkpointing and (path / CHECKPOINT_NAME).exists()

@@ -29,8 +29,10 @@ from clgym_core.checkpoint import check_plain, rng_state, save_checkpoint, set_r
 from clgym_core.callback import STEP_HOOKS, Callback, Evaluation, overrides
 from clgym_core.collector import MetricCollector
 from clgym_core.data import DataSource, TaskData, iterate_batches
+from clgym_core.distributed import Placement, fabric_placement
 from clgym_core.errors import CheckpointError, ClgymError, NonFiniteLossError
 from clgym_core.optim import prepare_for_task
+from clgym_core.profiling import PhaseTimes, RunProfiler
 from clgym_core.resources import peak_gpu_memory_mb, peak_host_memory_mb
 from clgym_core.settings import MIXED_PRECISION, TrainerSettings
 
@@ -42,12 +44,14 @@ class RunContext:
     """What the trainer must know about the run it belongs to, passed in by whoever runs it.
 
     ``run_dir`` is where the run's files go (None from the Python API: nothing is written);
-    ``spec`` is the resolved spec as plain data, ``spec_yaml`` the same as ``spec.yaml`` holds it.
+    ``spec`` is the resolved spec as plain data, ``spec_yaml`` the same as ``spec.yaml`` holds it;
+    ``profile``: record a torch.profiler trace and the time per phase (``clgym run --profile``).
     """
 
     run_dir: Path | None = None
     spec: dict[str, Any] | None = field(default=None, compare=False)
     spec_yaml: str | None = field(default=None, compare=False)
+    profile: bool = False
 
 
 def check_mixed_precision(mode: str, device: torch.device) -> None:
@@ -97,6 +101,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+_NO_RANGE = contextlib.nullcontext()
+
+
+def make_placement(settings: TrainerSettings) -> Placement:
+    """One device in this process (``trainer.device``), or Lightning Fabric when a Fabric field is set."""
+    if settings.uses_fabric:
+        return fabric_placement(settings)
+    return Placement(resolve_device(settings.device))
+
+
 def derived_seed(seed: int, *parts: Any) -> int:
     """A 63-bit seed for one purpose, independent of everything drawn before it."""
     text = "/".join(str(p) for p in (seed, *parts))
@@ -130,12 +144,15 @@ class ContinualTrainer:
         *,
         seed: int = 0,
         run: RunContext | None = None,
+        placement: Placement | None = None,
         **options: Any,
     ) -> None:
         """``settings`` (or keyword ``options`` such as ``epochs_per_task=3``) say how to train.
 
         From the Python API nothing is written and checkpoints are off unless ``run``
         names a run directory; ``clgym run`` passes the resolved spec's settings and its run.
+        ``placement`` is where training runs (:mod:`clgym_core.distributed`); by default it
+        follows the settings, launching Fabric's processes when a Fabric field is set.
         """
         if options:
             if settings is not None:
@@ -155,11 +172,13 @@ class ContinualTrainer:
         self.algorithm = algorithm
         self.benchmark = algorithm.benchmark
         self.backbone = algorithm.backbone
-        self.device = resolve_device(self.settings.device)
+        self.placement = placement if placement is not None else make_placement(self.settings)
+        self.device = self.placement.device
         check_mixed_precision(self.settings.mixed_precision, self.device)
         self.seed = int(seed)
         self.metrics = MetricCollector()
-        self.callbacks: list[Callback] = [self.metrics, *(callbacks or [])]
+        # Callbacks observe and write files: under ddp they run in process 0 only (every process keeps its metrics).
+        self.callbacks: list[Callback] = [self.metrics, *(callbacks or [])] if self.placement.is_main else [self.metrics]
         self.completed_tasks = 0
         self.current_task = 0
         self.current_epoch = 0
@@ -174,6 +193,7 @@ class ContinualTrainer:
         self._test_data: list[DataSource] = []
         self._validation_data: list[DataSource] = []
         self._step_callbacks: dict[str, list[Callback]] = {}
+        self.profiler: RunProfiler | None = None  # while fitting with run.profile (process 0 only)
 
     # ---- settings, read-only ----------------------------------------------------------------------
     @property
@@ -200,7 +220,7 @@ class ContinualTrainer:
     @property
     def checkpointing(self) -> bool:
         """Whether a checkpoint is written after every task (needs a run directory)."""
-        return self.settings.checkpoint and self.run.run_dir is not None
+        return self.settings.checkpoint and self.run.run_dir is not None and self.placement.is_main
 
     # ---- description ---------------------------------------------------------------------------
     @property
@@ -218,14 +238,27 @@ class ContinualTrainer:
 
     def call(self, hook: str, *args: Any) -> None:
         """Dispatch ``hook`` to every callback (the per-step hooks go straight to those that define them)."""
-        for callback in self.callbacks:
-            getattr(callback, hook)(self, *args)
+        with self._phase("callbacks"):
+            for callback in self.callbacks:
+                getattr(callback, hook)(self, *args)
+
+    def _phase(self, phase: str) -> contextlib.AbstractContextManager:
+        """A profiler range around a per-task or per-epoch phase; nothing when not profiling."""
+        return self.profiler.range(phase) if self.profiler is not None else _NO_RANGE
+
+    @property
+    def profile(self) -> PhaseTimes | None:
+        """Where the time went, by phase, once a profiled ``fit`` has ended."""
+        return self.profiler.times if self.profiler is not None else None
 
     # ---- the run --------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train on every remaining task; returns the summary metrics."""
         self._step_callbacks = {h: [c for c in self.callbacks if overrides(c, h)] for h in STEP_HOOKS}
         self._fit_started = time.perf_counter()
+        if self.run.profile and self.placement.is_main:
+            self.profiler = RunProfiler(self.device, self.backbone)
+            self.profiler.start()
         try:
             self._setup()
             fresh = self.completed_tasks == 0 and self.resumed_from is None
@@ -251,6 +284,8 @@ class ContinualTrainer:
         finally:
             for callback in self.callbacks:
                 callback.teardown(self)
+            if self.profiler is not None:
+                self.profiler.stop(time.perf_counter() - self._fit_started)
         return self.metrics.summary()
 
     def _setup(self) -> None:
@@ -262,6 +297,7 @@ class ContinualTrainer:
         if self._resume_state is not None:
             self._apply_resume_state(self._resume_state)
             self._resume_state = None
+        self.placement.broadcast_module(self.backbone)  # whatever each process initialised, process 0's weights
         self.call("setup")
 
     def _on_device(self, data: DataSource) -> DataSource:
@@ -272,27 +308,38 @@ class ContinualTrainer:
         self.algorithm.current_task = task
         torch.manual_seed(derived_seed(self.seed, "task", task))
         self.call("on_task_start", task)
-        optimizer = self.algorithm.prepare_optimizer(task)
+        with self._phase("algorithm_hooks"):
+            optimizer = self.algorithm.prepare_optimizer(task)
         scheduler = prepare_for_task(optimizer, self.algorithm.optimizer_config, task, self.epochs_per_task)
-        data = self._on_device(self.algorithm.prepare_train_data(task))
+        with self._phase("data"):
+            data = self._on_device(self.algorithm.prepare_train_data(task))
         self.steps_per_epoch = math.ceil(len(data) / self.batch_size)  # type: ignore[arg-type]
         self.backbone.train()
         stopper = _EarlyStopping(self.settings.early_stopping_patience, self.problem)
-        for epoch in range(1, self.epochs_per_task + 1):
-            self.current_epoch = epoch
-            self.call("on_train_epoch_start", task, epoch)
-            generator = torch.Generator().manual_seed(derived_seed(self.seed, "shuffle", task, epoch))
-            batches = iterate_batches(data, self.batch_size, self.settings.shuffle, generator, self.device)
-            self._run_epoch(task, epoch, batches, optimizer)
-            self.algorithm.train_epoch_end(task, epoch)
-            if scheduler is not None:
-                scheduler.step()
-            if stopper.active and epoch < self.epochs_per_task and stopper.should_stop(self._task_validation(task)):
-                self.backbone.train()
-                break
-            self.call("on_train_epoch_end", task, epoch)
+        averager = self.placement.gradient_averager(p for group in optimizer.param_groups for p in group["params"])
+        try:
+            for epoch in range(1, self.epochs_per_task + 1):
+                self.current_epoch = epoch
+                self.call("on_train_epoch_start", task, epoch)
+                generator = torch.Generator().manual_seed(derived_seed(self.seed, "shuffle", task, epoch))
+                batches = iterate_batches(data, self.batch_size, self.settings.shuffle, generator, self.device)
+                self._run_epoch(task, epoch, batches, optimizer, averager)
+                with self._phase("algorithm_hooks"):
+                    self.algorithm.train_epoch_end(task, epoch)
+                if scheduler is not None:
+                    scheduler.step()
+                if stopper.active and epoch < self.epochs_per_task and stopper.should_stop(self._task_validation(task)):
+                    self.backbone.train()
+                    break
+                self.call("on_train_epoch_end", task, epoch)
+        finally:
+            if averager is not None:
+                averager.remove()
         del data
-        self.algorithm.train_task_end(task)
+        with self._phase("algorithm_hooks"):
+            self.algorithm.train_task_end(task)
+        if self.placement.distributed:
+            self._share_process_zero_state()
         # One task's training data resident at a time (20-task Rotated MNIST would hold ~0.9 GB).
         self.benchmark.release_training_data()
         self._evaluate_and_report(task)
@@ -300,22 +347,31 @@ class ContinualTrainer:
         self.call("on_task_end", task)
         self._save_checkpoint()
 
-    def _run_epoch(self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer) -> None:
-        algorithm = self.algorithm
-        # Chosen once per epoch: the default path has no autocast context at all.
-        train_step = algorithm.train_step if self.mixed_precision == "none" else self._autocast_train_step
-        start_hooks = self._step_callbacks["on_train_batch_start"]
-        end_hooks = self._step_callbacks["on_train_batch_end"]
+    def _share_process_zero_state(self) -> None:
+        """Process 0's weights, buffers (BatchNorm statistics saw only its shard) and algorithm state everywhere."""
+        self.placement.broadcast_module(self.backbone)
+        state = self.placement.broadcast_state(self.algorithm.state_dict())
+        if not self.placement.is_main:
+            name = self.algorithm.name or type(self.algorithm).__name__
+            _restore(f"algorithm {name}", self.algorithm.load_state_dict, state)
+
+    def _run_epoch(
+        self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer, averager: Any = None
+    ) -> None:
+        if self.placement.distributed:
+            self._run_epoch_sharded(task, epoch, batches, optimizer, averager)
+            return
+        batches, train_step, step_end, start_hooks, end_hooks = self._step_callables(batches)
         # First non-finite step, tracked on the device so that no step waits for the host.
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.settings.stop_on_nonfinite else None
         for step, batch in enumerate(batches):
-            for callback in start_hooks:
-                callback.on_train_batch_start(self, batch, step)
+            for hook in start_hooks:
+                hook(self, batch, step)
             loss = train_step(batch, optimizer)
-            algorithm.train_step_end(task, step)
+            step_end(task, step)
             self.global_step += 1
-            for callback in end_hooks:
-                callback.on_train_batch_end(self, batch, loss, step)
+            for hook in end_hooks:
+                hook(self, batch, loss, step)
             if bad_step is not None:
                 finite = torch.isfinite(loss).all()
                 bad_step = torch.where((bad_step < 0) & ~finite, torch.full_like(bad_step, step), bad_step)
@@ -324,7 +380,58 @@ class ContinualTrainer:
         if bad_step is not None:
             self._raise_if_nonfinite(bad_step, task, epoch)
 
+    def _run_epoch_sharded(
+        self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer, averager: Any
+    ) -> None:
+        """:meth:`_run_epoch` under ddp: this process's slice of every global batch, the global batch's mean loss.
+
+        Callbacks (process 0 only) see the global batch and the loss of the global batch, as in one process.
+        """
+        batches, train_step, step_end, start_hooks, end_hooks = self._step_callables(batches)
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.settings.stop_on_nonfinite else None
+        for step, batch in enumerate(batches):
+            for hook in start_hooks:
+                hook(self, batch, step)
+            shard, weight = self.placement.shard(batch)
+            averager.weight = weight
+            local = train_step(shard, optimizer).detach()
+            # Every process sees the same loss, so every process stops at the same non-finite step.
+            contribution = local.double() * weight if weight else torch.zeros((), dtype=torch.float64, device=self.device)
+            loss = self.placement.all_reduce_sum(contribution.reshape(1)).reshape(()).to(local.dtype)
+            step_end(task, step)
+            self.global_step += 1
+            for hook in end_hooks:
+                hook(self, batch, loss, step)
+            if bad_step is not None:
+                finite = torch.isfinite(loss).all()
+                bad_step = torch.where((bad_step < 0) & ~finite, torch.full_like(bad_step, step), bad_step)
+                if step % 200 == 199:
+                    self._raise_if_nonfinite(bad_step, task, epoch)
+        if bad_step is not None:
+            self._raise_if_nonfinite(bad_step, task, epoch)
+
+    def _step_callables(self, batches: Iterable) -> tuple[Iterable, Any, Any, list, list]:
+        """What an epoch's loop calls at every step, chosen once per epoch: with profiler ranges only when profiling."""
+        train_step = self.algorithm.train_step if self._full_precision else self._autocast_train_step
+        step_end = self.algorithm.train_step_end
+        start_hooks = [c.on_train_batch_start for c in self._step_callbacks["on_train_batch_start"]]
+        end_hooks = [c.on_train_batch_end for c in self._step_callbacks["on_train_batch_end"]]
+        if self.profiler is not None:
+            train_step = self.profiler.step(train_step)
+            step_end = self.profiler.hooks("algorithm_hooks", [step_end])[0]
+            start_hooks = self.profiler.hooks("callbacks", start_hooks)
+            end_hooks = self.profiler.hooks("callbacks", end_hooks)
+            batches = self.profiler.batches(batches)
+        return batches, train_step, step_end, start_hooks, end_hooks
+
+    @property
+    def _full_precision(self) -> bool:
+        return self.mixed_precision == "none" and self.placement.autocast() is None
+
     def _autocast(self) -> contextlib.AbstractContextManager:
+        context = self.placement.autocast()
+        if context is not None:
+            return context
         if self.mixed_precision == "none":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -344,10 +451,13 @@ class ContinualTrainer:
     # ---- evaluation -----------------------------------------------------------------------------
     def evaluate(self) -> Evaluation:
         """Accuracy and loss of the current model on every task's test data (one host sync in all)."""
+        return self._evaluate_on(self._test_sets())
+
+    def _test_sets(self) -> list[DataSource]:
         if not self._test_data:
             self.benchmark.ensure_prepared()
             self._test_data = [self._on_device(self.benchmark.load_test(t)) for t in range(1, self.num_tasks + 1)]
-        return self._evaluate_on(self._test_data)
+        return self._test_data
 
     def _load_validation_data(self) -> None:
         if getattr(self.benchmark, "has_validation", False):
@@ -357,22 +467,33 @@ class ContinualTrainer:
 
     def evaluate_validation(self) -> Evaluation | None:
         """Accuracy and loss on every task's validation data; None when the benchmark holds none out."""
+        datasets = self._validation_sets()
+        return None if datasets is None else self._evaluate_on(datasets)
+
+    def _validation_sets(self) -> list[DataSource] | None:
         if not getattr(self.benchmark, "has_validation", False):
             return None
         if not self._validation_data:
             self.benchmark.ensure_prepared()
             self._load_validation_data()
-        return self._evaluate_on(self._validation_data)
+        return self._validation_data
 
-    def _evaluate_on(self, datasets: list[DataSource]) -> Evaluation:
-        """Accuracy and loss on each of ``datasets`` (one host sync in all)."""
+    def _evaluate_on(self, datasets: list[DataSource], together: bool = False) -> Evaluation:
+        """Accuracy and loss on each of ``datasets`` (one host sync in all).
+
+        ``together``: every process is evaluating (the trainer's own evaluations, never a
+        callback's): under ddp each evaluates every ``world_size``-th batch and the sums are added up.
+        """
+        split = together and self.placement.distributed
         was_training = self.backbone.training
         self.backbone.eval()
         classification = self.problem == "classification"
         sums = torch.zeros(len(datasets), 3, dtype=torch.float64, device=self.device)  # correct, loss, count
         with torch.inference_mode(), self._autocast():
             for index, data in enumerate(datasets):
-                for batch in iterate_batches(data, self.eval_batch_size, device=self.device):
+                for number, batch in enumerate(iterate_batches(data, self.eval_batch_size, device=self.device)):
+                    if split and number % self.placement.world_size != self.placement.rank:
+                        continue
                     outputs = self.algorithm.predict(batch)
                     loss = self.algorithm.criterion(outputs, batch.targets)
                     n = batch.targets.shape[0]
@@ -381,6 +502,8 @@ class ContinualTrainer:
                     if classification:
                         sums[index, 0] += (outputs.argmax(dim=1) == batch.targets).sum()
         self.backbone.train(was_training)
+        if split:
+            self.placement.all_reduce_sum(sums)
         rows = sums.cpu().tolist()
         accuracy = [100.0 * c / n if classification else math.nan for c, _, n in rows]
         loss = [s / n for _, s, n in rows]
@@ -399,13 +522,16 @@ class ContinualTrainer:
         if not self._validation_data:
             raise ClgymError("trainer.early_stopping_patience needs a validation split; "
                              "set benchmark.params.validation_fraction")
-        evaluation = self._evaluate_on([self._validation_data[task - 1]])
+        with self._phase("evaluation"):
+            evaluation = self._evaluate_on([self._validation_data[task - 1]], together=True)
         return evaluation.accuracy[0] if self.problem == "classification" else evaluation.loss[0]
 
     def _evaluate_and_report(self, after_task: int) -> None:
         self.call("on_validation_start", after_task)
-        evaluation = self.evaluate()
-        validation = self.evaluate_validation()
+        with self._phase("evaluation"):
+            evaluation = self._evaluate_on(self._test_sets(), together=True)
+            datasets = self._validation_sets()
+            validation = None if datasets is None else self._evaluate_on(datasets, together=True)
         if validation is not None:
             evaluation = dataclasses.replace(evaluation, validation=validation)
         self.call("on_validation_end", after_task, evaluation)

@@ -12,6 +12,7 @@ from rich.table import Table
 from clgym_core.cli.common import INTERRUPTED, console, err_console, fmt, matrix_table
 from clgym_core.build import build, resolve
 from clgym_core.errors import ClgymError, RunDirError
+from clgym_core.profiling import PROFILE_TRACE, PhaseTimes
 from clgym_core.rundir import RUN_MARKERS
 from clgym_core.runner import RunInterrupted, RunResult, resume_run, run_spec
 from clgym_core.spec import ComponentSpec, RunSpec, apply_overrides, dump_spec, load_spec, parse_spec, read_composed_spec
@@ -58,6 +59,10 @@ def run(
         None, "--logger", metavar="NAME",
         help="Also track the run with this logger: tensorboard, mlflow (a callback name; repeatable).",
     ),
+    profile: bool = typer.Option(
+        False, "--profile", help="Record a torch.profiler trace (RUN_DIR/profile_trace.json) and print where the "
+        "time went, by phase (also RUN_DIR/profile.md, profile.json).",
+    ),
 ) -> None:
     """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
 
@@ -68,15 +73,19 @@ def run(
     """
     try:
         if resume is not None:
-            if spec_path is not None or overrides or out is not None or loggers:
-                raise ClgymError("--resume takes no SPEC, --set, --out or --logger: the spec comes from RUN_DIR/spec.yaml")
+            if spec_path is not None or overrides or out is not None or loggers or profile:
+                raise ClgymError("--resume takes no SPEC, --set, --out, --logger or --profile: "
+                                 "the spec comes from RUN_DIR/spec.yaml")
             _resume(resume, progress)
             return
         if spec_path is None:
+            if profile:
+                raise ClgymError("--profile needs a SPEC: profile one run, not the quickstart's four")
             _quickstart(overrides, out, progress)
             return
         spec = with_loggers(load_spec(spec_path, overrides), loggers or [])
-        result = run_spec(spec, out_dir=out, progress=None if progress else False, source=str(spec_path))
+        result = run_spec(spec, out_dir=out, progress=None if progress else False, source=str(spec_path),
+                          profile=profile)
         show_result(result)
     except RunInterrupted as stop:
         if stop.resumable:
@@ -144,6 +153,8 @@ def _quickstart(overrides: list[str] | None, out: Path | None, progress: bool) -
 
 
 def show_result(result: RunResult) -> None:
+    if not result.trainer.placement.is_main:
+        return  # under ddp the other processes train and stay quiet
     kind = "accuracy" if result.problem == "classification" else "loss"
     matrix = result.accuracy_matrix if kind == "accuracy" else result.loss_matrix
     title = f"{kind} matrix ({'%' if kind == 'accuracy' else 'mean loss'}): {result.spec.algorithm.name} on " \
@@ -156,8 +167,22 @@ def show_result(result: RunResult) -> None:
         table.add_row(key, fmt(value, 2 if kind == "accuracy" else 4))
     table.add_row("wall_seconds", fmt(result.wall_seconds))
     console.print(table)
+    if result.trainer.profile is not None:
+        console.print(profile_table(result.trainer.profile))
     if result.run_dir is not None:
         console.print(f"run directory: {result.run_dir}", markup=False)
+
+
+def profile_table(profile: PhaseTimes) -> Table:
+    """Where the run's time went, one row per phase (what ``profile.md`` holds)."""
+    table = Table(title=f"profile: {profile.wall_seconds:.2f} s in fit (trace: {PROFILE_TRACE})", title_justify="left")
+    table.add_column("phase", no_wrap=True)
+    table.add_column("seconds", justify="right")
+    table.add_column("%", justify="right")
+    table.add_column("what it counts")
+    for row in profile.rows():
+        table.add_row(row.phase, f"{row.seconds:.3f}", f"{row.percent:.1f}", row.description)
+    return table
 
 
 def show_comparison(results: list[tuple[str, RunResult]]) -> None:

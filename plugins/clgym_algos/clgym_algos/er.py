@@ -215,6 +215,7 @@ def _joined(batch: Batch, replay: Batch) -> Batch:
 class _Replay(Algorithm):
     """What both replay writers share: a buffer on the device, replay joined to each batch, state."""
 
+    stream_memory = True  # the buffer is written from each training batch
     buffer: Any
 
     @property

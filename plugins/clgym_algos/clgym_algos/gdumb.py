@@ -175,6 +175,7 @@ class GDumb(Algorithm):
     inference does. Not done: the paper's cutmix and augmentation.
     """
 
+    stream_memory = True  # the buffer is written from each training batch
     name = "gdumb"
     Params = GDumbParams
     params: GDumbParams
