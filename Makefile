@@ -16,7 +16,7 @@ VENV310 ?= .venv-py310
 # The lowest declared versions, pinned with == by scripts/lowest_requirements.py, on $(PYTHON).
 VENV_LOWEST ?= .venv-lowest
 
-.PHONY: setup run test test-slow test-ray test-py310 test-lowest bench clean
+.PHONY: setup run test test-slow test-ray test-ddp test-py310 test-lowest bench bench-default-path clean
 
 $(STAMP): requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test-ray: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# Data-parallel training on CPU (gloo, 2 processes), the killed-and-resumed ddp run included (~1.5 min).
+test-ddp: setup
+	$(PY) -m pytest -q tests/test_distributed.py
 
 # The same torch as .venv; pip takes it from PyPI for this Python (a CUDA build that runs on the CPU).
 $(VENV310)/.installed: requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
@@ -65,6 +69,10 @@ test-lowest: $(VENV_LOWEST)/.installed
 
 bench: setup
 	$(PY) benchmarks/rotated_mnist_speed.py
+
+# The single-device default path against main's trainer (5-task Rotated MNIST; run on a quiet machine).
+bench-default-path: setup
+	$(PY) benchmarks/default_path_speed.py
 
 clean:
 	rm -rf $(VENV) $(VENV310) $(VENV_LOWEST) runs

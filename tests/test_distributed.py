@@ -102,3 +102,68 @@ def test_the_match_is_not_trivial(ddp_results):
     half = support.train("finetune", device="cpu", batch_size=support.TRAINER["batch_size"] // 2)
     ddp = torch.tensor(ddp_results[0]["finetune"]["weights"])
     assert not torch.allclose(ddp, torch.tensor(half["weights"]), atol=1e-3)
+
+
+# ---- a ddp run through the CLI, killed after a task, resumes to the same result -------------------------
+
+def _resume_support():
+    name = "clgym_tests_resume_support"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("resume_support.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+RESUME_FILE = Path(__file__).with_name("resume_support.py")
+
+
+def _cli(args: list[str], pause: str | None = None) -> subprocess.Popen:
+    """``clgym ARGS`` in a child process; under ddp, Fabric starts the second process from it."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    if pause is not None:
+        env[_resume_support().PAUSE_ENV] = pause
+    return subprocess.Popen([sys.executable, str(RESUME_FILE), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_after_a_task_resumes_to_the_same_result(tmp_path):
+    import signal
+    import time
+
+    from clgym_core.checkpoint import load_checkpoint
+
+    resume = _resume_support()
+    spec = resume.SPEC.replace("device: cpu, ", "strategy: ddp, devices: 2, accelerator: cpu, ")
+    assert "strategy: ddp" in spec
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(spec)
+    reference = tmp_path / "reference"
+    child = _cli(["run", str(spec_file), "--out", str(reference), "--no-progress"])
+    output = child.communicate(timeout=300)[0]
+    assert child.returncode == 0, output[-3000:]
+    assert "Starting with 2 processes" in output
+
+    killed, marker = tmp_path / "killed", tmp_path / "paused"
+    child = _cli(["run", str(spec_file), "--out", str(killed), "--no-progress"], pause=f"2:3:{marker}")
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert child.poll() is None, child.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the run never reached task 2"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # process 0; the process it started follows it out
+    child.communicate(timeout=60)
+    state, _ = load_checkpoint(killed)
+    assert state["completed_tasks"] == 1 and not (killed / "metrics.json").exists()
+
+    child = _cli(["run", "--resume", str(killed), "--no-progress"])
+    output = child.communicate(timeout=300)[0]
+    assert child.returncode == 0, output[-3000:]
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (reference, killed)]
+    assert resume.comparable(metrics[1]) == resume.comparable(metrics[0])
+    assert (killed / "accuracy_matrix.csv").read_text() == (reference / "accuracy_matrix.csv").read_text()
+    assert output.count("accuracy matrix") == 1  # only process 0 prints the result
