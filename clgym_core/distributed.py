@@ -251,7 +251,8 @@ def fabric_placement(settings: TrainerSettings) -> FabricPlacement:
     any launcher that sets ``LOCAL_RANK``) it joins the processes that launcher started.
     """
     fabric_cls = fabric_class(settings)
-    strategy = settings.strategy or ("ddp" if (settings.devices or 1) * settings.num_nodes > 1 else "auto")
+    # Fabric names no "single_device" strategy: on one device its "auto" is exactly that.
+    strategy = "ddp" if splits_batches(settings) else "auto"
     options: dict[str, Any] = {
         "accelerator": settings.accelerator or "auto",
         "devices": settings.devices if settings.devices is not None else 1,
@@ -271,5 +272,6 @@ def fabric_placement(settings: TrainerSettings) -> FabricPlacement:
 
 
 def _fabric_fields(settings: TrainerSettings) -> str:
-    shown = [f"{name}={getattr(settings, name)}" for name in FABRIC_FIELDS if getattr(settings, name) is not None]
+    shown = [f"{name}={getattr(settings, name)}" for name in FABRIC_FIELDS
+             if getattr(settings, name) is not None and (name != "num_nodes" or settings.num_nodes != 1)]
     return ", ".join(shown)
