@@ -304,6 +304,13 @@ class ContinualTrainer:
         return data.to(self.device) if isinstance(data, TaskData) else data
 
     def _run_task(self, task: int) -> None:
+        if self.profiler is None:
+            self._train_task(task)
+            return
+        with self.profiler.task_range(task):
+            self._train_task(task)
+
+    def _train_task(self, task: int) -> None:
         self.current_task, self.current_epoch = task, 0
         self.algorithm.current_task = task
         torch.manual_seed(derived_seed(self.seed, "task", task))

@@ -9,7 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from clgym_core.cli import app
-from clgym_core.profiling import PHASES, PROFILE_JSON, PROFILE_TABLE, PROFILE_TRACE, phase_times, range_name
+from clgym_core.profiling import (
+    PHASES, PROFILE_JSON, PROFILE_TABLE, PROFILE_TRACE, chrome_trace, phase_times, range_name,
+)
 
 SPEC = """\
 benchmark: {name: toy_2d_classification, params: {num_tasks: 2, per_task_memory_examples: 8}}
@@ -38,6 +40,9 @@ def test_the_trace_is_chrome_trace_json_with_every_phase_range(profiled):
     for phase in ("data", "forward", "algorithm_step", "algorithm_hooks", "evaluation", "callbacks"):
         assert range_name(phase) in names, phase
     assert any(str(name).startswith("autograd::engine::evaluate_function") for name in names)  # backward
+    assert {range_name("task_1"), range_name("task_2")} <= names
+    for event in trace["traceEvents"]:
+        assert event["ph"] == "X" and event["dur"] >= 0 and isinstance(event["ts"], (int, float))
 
 
 def test_the_table_names_every_phase_and_adds_up_to_the_fit(profiled):
@@ -83,3 +88,22 @@ def test_time_goes_to_the_innermost_phase():
     got = {phase: round(value * 1e6, 6) for phase, value in times.seconds.items()}
     assert got == {"data": 10, "forward": 30, "backward": 20, "optimizer": 10, "algorithm_step": 40,
                    "algorithm_hooks": 0, "evaluation": 180, "callbacks": 0, "other": 110}
+
+
+def test_the_trace_keeps_every_phase_range_but_operators_only_for_the_first_steps_of_each_task():
+    """Two tasks of 4 steps, detail for 2 steps each: the ops of steps 3-4 and of the second evaluation are dropped."""
+    events = []
+    for task, offset in ((1, 0), (2, 1000)):
+        events.append(_event(range_name(f"task_{task}"), offset, offset + 900))
+        for step in range(4):
+            start = offset + 100 * step
+            events.append(_event(range_name("algorithm_step"), start, start + 90))
+            events.append(_event(f"aten::addmm t{task} s{step}", start + 10, start + 20))
+        events.append(_event(range_name("evaluation"), offset + 500, offset + 600))
+        events.append(_event(f"aten::mm eval{task}", offset + 510, offset + 520))
+    trace = json.loads(chrome_trace(events, detail_steps=2))
+    names = [event["name"] for event in trace["traceEvents"]]
+    assert sorted(n for n in names if n.startswith("aten::")) == [
+        "aten::addmm t1 s0", "aten::addmm t1 s1", "aten::addmm t2 s0", "aten::addmm t2 s1", "aten::mm eval1"]
+    assert names.count(range_name("algorithm_step")) == 8  # every step's range stays
+    assert names.count(range_name("evaluation")) == 2
