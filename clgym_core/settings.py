@@ -67,6 +67,11 @@ class TrainerSettings(BaseModel):
     )
 
     @property
+    def processes(self) -> int:
+        """Training processes the run starts: devices per node times nodes (1 without Fabric)."""
+        return (self.devices or 1) * self.num_nodes
+
+    @property
     def uses_fabric(self) -> bool:
         """Whether any Fabric field is set: the run goes through Lightning Fabric."""
         return any(getattr(self, name) is not None for name in FABRIC_FIELDS if name != "num_nodes") \
@@ -83,7 +88,7 @@ class TrainerSettings(BaseModel):
             raise combination_error("mixed_precision", "use precision: bf16-mixed with Fabric fields set")
         if self.strategy == "single_device" and ((self.devices or 1) > 1 or self.num_nodes > 1):
             raise combination_error("strategy", "single_device runs one process; use ddp for several devices or nodes")
-        processes = (self.devices or 1) * self.num_nodes
+        processes = self.processes
         if self.batch_size < processes:
             raise combination_error("batch_size", f"{self.batch_size} is the global batch and must give each of the "
                                     f"{processes} processes at least one example")

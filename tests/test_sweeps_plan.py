@@ -68,3 +68,17 @@ def test_unknown_path_is_caught_before_running_and_named_as_sweep_field() -> Non
     plan = plan_of({"benchmark.params.cluster_sise": [1, 2]})
     with pytest.raises(SweepError, match=r"sweep.benchmark.params.cluster_sise"):
         check_points(plan)
+
+
+@pytest.mark.parametrize("trainer", [{"strategy": "ddp", "devices": 2}, {"devices": 2}, {"num_nodes": 2}])
+def test_a_point_that_would_start_several_processes_is_refused(trainer) -> None:
+    """Each point runs inside one worker process: a ddp spec cannot start its own processes there."""
+    plan = plan_of({"seed": [0, 1]}, base={"benchmark": {"name": "toy_2d_classification"}, "trainer": trainer})
+    with pytest.raises(SweepError, match=r"trainer.strategy: a sweep or study runs each point in one process"):
+        check_points(plan)
+
+
+def test_one_fabric_device_is_a_valid_point() -> None:
+    plan = plan_of({"seed": [0, 1]}, base={"benchmark": {"name": "toy_2d_classification"},
+                                           "trainer": {"strategy": "single_device", "accelerator": "cpu"}})
+    assert len(check_points(plan)) == 2

@@ -211,3 +211,14 @@ def test_successive_halving_and_hyperband_prune_the_bad_region(tmp_path, pruner:
     assert len(frame) == 6
     assert len(cut) >= 1 and set(cut["optimizer.lr"]) == {1e-6}  # only hopeless settings are cut
     assert frame[frame["state"] == "complete"]["value"].max() > 50
+
+
+def test_a_ddp_study_is_refused_in_one_line_before_any_trial(tmp_path) -> None:
+    spec = write(tmp_path / "tune.yaml", BASE.replace("device: cpu", "strategy: ddp, devices: 2, accelerator: cpu")
+                 + SPACE + "  trials: 2\n")
+    assert "strategy: ddp" in spec.read_text()
+    result = runner.invoke(app, ["tune", str(spec), "--out", str(tmp_path / "study")])
+    assert result.exit_code == 2
+    assert "trainer.strategy: a sweep or study runs each point in one process" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "study").exists()

@@ -188,7 +188,16 @@ def check_points(plan: SweepPlan, registry: Any = None) -> list[Any]:
             resolved.append(resolve_spec(spec, registry, source=source))
         except SpecError as exc:
             raise SweepError(name_field(str(exc), list(point.values), SWEEP_KEY)) from None
+        refuse_several_processes(resolved[-1], source)
     return resolved
+
+
+def refuse_several_processes(spec: Any, source: str) -> None:
+    """Sweeps and studies run each point in one worker process: a spec that starts several is refused."""
+    trainer = spec.trainer
+    if trainer.processes > 1 or trainer.strategy == "ddp":
+        raise SweepError(f"{source}: trainer.strategy: a sweep or study runs each point in one process; "
+                         "drop the ddp settings (devices, num_nodes, strategy) from its spec")
 
 
 def name_field(message: str, paths: list[str], prefix: str) -> str:

@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clgym_core.callback import Callback
-from clgym_core.sweeps.plan import SweepError, name_field, set_path, split_section
+from clgym_core.sweeps.plan import SweepError, name_field, refuse_several_processes, set_path, split_section
 
 TUNE_KEY = "tune"
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
@@ -244,6 +244,7 @@ def parse_tune(data: dict[str, Any], source: str, registry: Any = None) -> TuneP
             if section.search_tasks and "last_task" in message:
                 message = f"{source}: tune.search_tasks: {section.search_tasks} is beyond the benchmark's tasks"
             raise SweepError(message) from None
+        refuse_several_processes(resolved, source)
         total = resolved.benchmark.params.get("num_tasks")
         if section.search_tasks and isinstance(total, int) and section.search_tasks >= total:
             raise SweepError(f"{source}: tune.search_tasks: {section.search_tasks} leaves none of the {total} tasks "
