@@ -58,3 +58,35 @@ def test_summary_puts_mean_and_std_of_seeds_beside_the_published_mean(reproduce,
     assert cells[2] == "82.0 ± 2.0"  # ours over three seeds
     assert cells[-1] == "3"
     assert "| er_200 | 80.4 | not run |" in text
+
+
+@pytest.fixture(scope="module")
+def masked():
+    spec = importlib.util.spec_from_file_location("der_masked_task_il", ROOT / "scripts" / "der_masked_task_il.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_masked_task_il_scores_only_the_test_tasks_classes(masked):
+    """The paper's Task-IL: an example is right when its label wins among its own task's classes."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from clgym_core.data import TaskData
+
+    # Two tasks of classes {0, 1} and {2, 3}; the input *is* the logit vector the model returns.
+    logits = {
+        1: torch.tensor([[0.0, 1.0, 0.0, 5.0], [2.0, 1.0, 9.0, 0.0]]),  # labels 1, 0: Class-IL picks 3 and 2
+        2: torch.tensor([[9.0, 0.0, 2.0, 1.0], [7.0, 0.0, 1.0, 0.0]]),  # labels 2, 3: within the task 2 wins twice
+    }
+    labels = {1: torch.tensor([1, 0]), 2: torch.tensor([2, 3])}
+    tests = {t: TaskData.for_task(logits[t], labels[t], t) for t in (1, 2)}
+    backbone = torch.nn.Identity()
+    trainer = SimpleNamespace(
+        backbone=backbone, num_tasks=2, eval_batch_size=1, device=torch.device("cpu"),
+        benchmark=SimpleNamespace(load_test=tests.__getitem__),
+        algorithm=SimpleNamespace(predict=lambda batch: batch.inputs),
+    )
+    assert masked.masked_accuracy(trainer) == [100.0, 50.0]
