@@ -22,6 +22,11 @@ class MLP2LayersParams(Params):
     activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu", "elu"] = Field(
         "relu", description="Hidden activation."
     )
+    init: Literal["pytorch", "xavier"] = Field(
+        "pytorch",
+        description="Weights: pytorch (nn.Linear's default) or xavier (Glorot uniform, gain 1, zero biases, "
+        "each task head its own layer: the MNIST MLP of the DER authors' code).",
+    )
 
     @property
     def hidden_sizes(self) -> list[int]:
@@ -43,6 +48,23 @@ class MLP2Layers(MLP):
 
     name = "mlp2layers"
     Params: ClassVar[type[Params]] = MLP2LayersParams
+
+    def __init__(self, params: Params | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        if self.params.init == "xavier":
+            self._xavier()
+
+    @torch.no_grad()
+    def _xavier(self) -> None:
+        """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010), biases 0; a head's fan_out is its own size."""
+        layers = [m for m in self.features if isinstance(m, nn.Linear)] + [self.head.linear]
+        for layer in layers:
+            fan_in = layer.in_features
+            fan_out = self.head.head_size if layer is self.head.linear else layer.out_features
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            layer.weight.uniform_(-bound, bound)
+            if layer.bias is not None:
+                layer.bias.zero_()
 
 
 # ---- reduced ResNet-18 ---------------------------------------------------------------------------

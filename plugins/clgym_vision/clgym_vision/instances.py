@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clgym_core.benchmark import Split
 from clgym_core.data import TaskData
@@ -26,6 +26,20 @@ class RotatedParams(VisionParams):
     interpolation: Interpolation = Field(
         "bilinear", description="Pixel interpolation of the rotation (CL-Gym: bilinear)."
     )
+    task_angles: list[float] | None = Field(
+        None,
+        description="Rotation of each task in degrees, one per task (e.g. the DER paper's random angles); "
+        "replaces the (t-1) x per_task_rotation_degrees rule.",
+    )
+
+    @model_validator(mode="after")
+    def _check_angles(self) -> RotatedParams:
+        if self.task_angles is not None:
+            if self.per_task_rotation_degrees is not None:
+                raise ValueError("set task_angles or per_task_rotation_degrees, not both")
+            if len(self.task_angles) != self.num_tasks:
+                raise ValueError(f"task_angles: {len(self.task_angles)} angles given, num_tasks is {self.num_tasks}")
+        return self
 
 
 class RotatedMNIST(VisionBenchmark):
@@ -57,7 +71,9 @@ class RotatedMNIST(VisionBenchmark):
         return float(step) if step is not None else 180.0 / self.num_tasks
 
     def task_angle(self, task: int) -> float:
-        """Rotation of ``task`` in degrees."""
+        """Rotation of ``task`` in degrees: ``task_angles[task - 1]`` when given, else ``(task - 1) x rotation_degrees``."""
+        if self.params.task_angles is not None:
+            return float(self.params.task_angles[self.check_task(task) - 1])
         return (self.check_task(task) - 1) * self.rotation_degrees
 
     def build_task(self, task: int, split: Split) -> TaskData:

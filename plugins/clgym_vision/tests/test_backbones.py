@@ -122,3 +122,18 @@ def test_resnet18_reduced_dropout_acts_in_training_only():
     assert not torch.allclose(first, plain(x), atol=1e-3)  # training: dropout changes the outputs
     assert not torch.allclose(first, dropped(x), atol=1e-3)  # and draws a new mask each pass
     assert dropped.set_dropout(0.1) == 16  # stable_sgd can set the rate
+
+
+def test_mlp2layers_xavier_init_bounds_and_zero_biases():
+    torch.manual_seed(0)
+    net = MLP2Layers(hidden_size=100, output_size=2, num_heads=5, init="xavier")
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    # (fan_in, fan_out) per layer; each of the 5 heads counts as its own 100 -> 2 layer.
+    for layer, (fan_in, fan_out) in zip(linears, [(784, 100), (100, 100), (100, 2)]):
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        w = layer.weight
+        assert w.abs().max() <= bound
+        assert w.abs().max() > 0.95 * bound  # uniform on the whole interval, not PyTorch's narrower default
+        assert torch.all(layer.bias == 0)
+    default = MLP2Layers(hidden_size=100)
+    assert default.features[1].weight.abs().max() <= 1 / 784**0.5  # PyTorch's default is kept unless asked

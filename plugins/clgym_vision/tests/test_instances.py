@@ -47,6 +47,24 @@ def test_rotated_nearest_option(mnist_root):
     assert torch.equal(benchmark.load_train(2).inputs[:10], expected)
 
 
+def test_rotated_task_angles_give_each_task_its_own_rotation(mnist_root):
+    root, arrays = mnist_root
+    original = torch.from_numpy(arrays["train_x"]).unsqueeze(1)
+    angles = [120.0, 7.5, 64.0]  # in any order, as the DER paper's random angles come
+    benchmark = RotatedMNIST(root=str(root), num_tasks=3, task_angles=angles, interpolation="nearest")
+    for task, angle in enumerate(angles, start=1):
+        assert benchmark.task_angle(task) == angle
+        expected = TF.rotate(original[:5], angle, interpolation=InterpolationMode.NEAREST)
+        assert torch.equal(benchmark.load_train(task).inputs[:5], expected), task
+
+
+def test_rotated_task_angles_must_fit_the_stream():
+    with pytest.raises(SpecError, match="task_angles: 2 angles given, num_tasks is 3"):
+        RotatedMNIST(num_tasks=3, task_angles=[0.0, 10.0])
+    with pytest.raises(SpecError, match="not both"):
+        RotatedMNIST(num_tasks=2, task_angles=[0.0, 10.0], per_task_rotation_degrees=5)
+
+
 def test_rotated_batches_are_normalised_floats(mnist_root):
     root, arrays = mnist_root
     raw = torch.from_numpy(arrays["train_x"][:8]).float().unsqueeze(1)
