@@ -16,7 +16,7 @@ VENV310 ?= .venv-py310
 # The lowest declared versions, pinned with == by scripts/lowest_requirements.py, on $(PYTHON).
 VENV_LOWEST ?= .venv-lowest
 
-.PHONY: setup run test test-slow test-ray test-py310 test-lowest bench clean
+.PHONY: setup run test test-slow test-ray test-py310 test-lowest bench clean leaderboard leaderboard-studies leaderboard-site
 
 $(STAMP): requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,39 @@ test-lowest: $(VENV_LOWEST)/.installed
 
 bench: setup
 	$(PY) benchmarks/rotated_mnist_speed.py
+
+# The leaderboard (leaderboard/board.yaml): a tune file per entry, `clgym tune` per entry (two at once, one
+# thread each), then the small results and the chosen specs (presets) copied onto the board, and the site.
+# Studies stay in $(BOARD_WORK); running again continues unfinished ones and redoes those whose tune file changed.
+BOARD := leaderboard
+BOARD_WORK ?= build/leaderboard
+BOARD_JOBS ?= 2
+BOARD_TUNES = $(wildcard $(BOARD)/tune/*/*.yaml)
+BOARD_DONE = $(patsubst $(BOARD)/tune/%.yaml,$(BOARD_WORK)/%/done,$(BOARD_TUNES))
+
+leaderboard: setup
+	@start=$$(date +%s); \
+	$(CLGYM) leaderboard plan $(BOARD) && \
+	$(MAKE) --no-print-directory -j$(BOARD_JOBS) leaderboard-studies && \
+	$(CLGYM) leaderboard collect $(BOARD) --studies $(BOARD_WORK) \
+		--wall-seconds $$(( $$(date +%s) - start )) --jobs $(BOARD_JOBS) && \
+	$(MAKE) --no-print-directory leaderboard-site
+
+leaderboard-studies: $(BOARD_DONE)
+
+$(BOARD_WORK)/%/done: $(BOARD)/tune/%.yaml
+	@cmp -s $< $(BOARD_WORK)/$*/tune.yaml || rm -rf $(BOARD_WORK)/$*
+	@mkdir -p $(BOARD_WORK)/$*
+	@start=$$(date +%s); \
+	$(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds 3 --executor inline --no-progress \
+		> $(BOARD_WORK)/$*/log.txt 2>&1 || { tail -3 $(BOARD_WORK)/$*/log.txt; exit 1; }; \
+	echo $$(( $$(date +%s) - start )) > $(BOARD_WORK)/$*/seconds.txt; \
+	echo "$* done in $$(cat $(BOARD_WORK)/$*/seconds.txt) s"
+	@touch $@
+
+leaderboard-site: setup
+	$(CLGYM) leaderboard build $(BOARD) --out $(BOARD_WORK)/site
+	@echo "open $(BOARD_WORK)/site/index.html"
 
 clean:
 	rm -rf $(VENV) $(VENV310) $(VENV_LOWEST) runs

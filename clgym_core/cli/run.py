@@ -58,6 +58,10 @@ def run(
         None, "--logger", metavar="NAME",
         help="Also track the run with this logger: tensorboard, mlflow (a callback name; repeatable).",
     ),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", metavar="NAME", help="Run a spec a plugin publishes, e.g. rotated_mnist/ewc "
+        "(see clgym list presets); --set applies on top.",
+    ),
 ) -> None:
     """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
 
@@ -71,6 +75,9 @@ def run(
             if spec_path is not None or overrides or out is not None or loggers:
                 raise ClgymError("--resume takes no SPEC, --set, --out or --logger: the spec comes from RUN_DIR/spec.yaml")
             _resume(resume, progress)
+            return
+        if preset is not None:
+            _run_preset(preset, spec_path, overrides, out, progress, loggers or [])
             return
         if spec_path is None:
             _quickstart(overrides, out, progress)
@@ -95,6 +102,16 @@ def run(
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         raise typer.Exit(INTERRUPTED) from None
+
+
+def _run_preset(name: str, spec_path: Path | None, overrides: list[str] | None, out: Path | None, progress: bool,
+                loggers: list[str]) -> None:
+    from clgym_core.presets import load_preset
+
+    if spec_path is not None:
+        raise ClgymError(f"--preset {name} and SPEC {spec_path}: give one of them")
+    spec, source = load_preset(name, overrides)
+    show_result(run_spec(with_loggers(spec, loggers), out_dir=out, progress=None if progress else False, source=source))
 
 
 def with_loggers(spec: RunSpec, names: list[str]) -> RunSpec:
