@@ -114,9 +114,17 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
         study_dir = studies / entry.benchmark / entry.algorithm
         if entry.skipped or not entry.run or not (study_dir / "trials.csv").is_file():
             continue
+        source = tune_file(root, entry.benchmark, entry.algorithm)
+        kept = study_dir / "tune.yaml"  # the copy `clgym tune` keeps of the file it ran
+        if source is None or not kept.is_file() or kept.read_text(encoding="utf-8") != source.read_text(encoding="utf-8"):
+            lines.append(f"{entry.name}: left out, its study ran another tune file than {source}; run it again")
+            continue
         target = root / ENTRIES_DIR / entry.benchmark / entry.algorithm
         summary = study_summary(entry, study_dir, board.seeds)
         runs = sorted(p for p in (study_dir / "final").glob("*") if (p / "metrics.json").is_file())
+        if not runs:
+            lines.append(f"{entry.name}: left out, no final run has finished yet")
+            continue
         if target.exists():
             shutil.rmtree(target)  # the board's copy of a study is regenerated whole
         for run in runs:
@@ -125,7 +133,6 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
             run_target.mkdir(parents=True, exist_ok=True)
             for name in KEPT_FILES:
                 shutil.copyfile(run / name, run_target / name)
-        source = tune_file(root, entry.benchmark, entry.algorithm)
         record = {"name": entry.name, "benchmark": entry.benchmark, "algorithm": entry.algorithm,
                   "title": board.benchmarks[entry.benchmark].title,
                   "scenario": board.benchmarks[entry.benchmark].scenario, "preset": entry.name,
@@ -137,6 +144,8 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
             preset.parent.mkdir(parents=True, exist_ok=True)
             preset.write_text(preset_text(entry, study_dir / "best.yaml", summary), encoding="utf-8")
         lines.append(f"{entry.name}: {len(runs)} run(s)")
+        if len(runs) < board.seeds:
+            lines[-1] += f" (fewer than the board's {board.seeds} seeds: its final runs did not all finish)"
     return lines
 
 

@@ -297,7 +297,7 @@ code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;overflow-x:aut
 .figs{display:flex;flex-wrap:wrap;gap:2rem;align-items:flex-start}
 """
 
-SORT_JS = """
+SORT_JS = r"""
 document.querySelectorAll('table.sortable').forEach(function (table) {
   table.querySelectorAll('th').forEach(function (th, col) {
     th.addEventListener('click', function () {
@@ -318,6 +318,15 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
     });
   });
 });
+// index.html#sort=N sorts every table by its column N (0-based) when the page opens: links can share an order.
+var wanted = /^#sort=(\d+)$/.exec(location.hash);
+if (wanted) {
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    var th = table.querySelectorAll('th')[parseInt(wanted[1], 10)];
+    if (th) th.click();
+  });
+}
+document.body.setAttribute('data-ready', 'yes');
 """
 
 

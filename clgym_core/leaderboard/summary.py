@@ -70,7 +70,9 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
                       f"; the {len(seconds)} studies took {sum(seconds) / 60:.1f} min between them (median "
                       f"{sorted(seconds)[len(seconds) // 2]:.0f} s, longest {max(seconds):.0f} s; per entry in "
                       "[`timing.json`](timing.json))" if seconds else "") + ".", ""]
-    lines += ["## Results", ""]
+    lines += ["## Results", "",
+              "`wall s` is each final run's own wall time on this machine, measured while other jobs shared its "
+              "2 cores: compare it between rows of one regeneration only.", ""]
     for key, bench in board.benchmarks.items():
         members = by_bench.get(key, [])
         if not members:
@@ -89,15 +91,25 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
             cells.append(",".join(str(r["seed"]) for r in entry.runs))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    skipped = [e for e in entries(board) if e.skipped]
+    present = {e.key for e in site_entries}
+    planned = entries(board)
+    pending = [e for e in planned if e.run and not e.skipped and e.name not in present]
+    if pending:
+        lines += ["## Not generated yet", "",
+                  f"Planned (a tune file in [`tune/`](tune)) but without results on this board: {len(pending)} "
+                  "entries. `make leaderboard` runs their studies (it continues where it stopped) and collects them.",
+                  "", ", ".join(f"`{e.name}`" for e in pending), ""]
+    skipped = [e for e in planned if e.skipped]
     if skipped:
         lines += ["## Left out", ""]
         lines += [f"- `{e.name}`: {e.skipped}" for e in skipped]
         lines.append("")
+    example = sorted(present)[0] if present else "rotated_mnist/ewc"
     lines += ["## Reproduce one row", "",
               "```bash",
-              "clgym run --preset rotated_mnist/ewc --set seed=0     # one seed of one entry (clgym-algos ships the presets)",
-              "clgym tune leaderboard/tune/rotated_mnist/ewc.yaml --out runs/ewc --final-seeds 3   # its whole study",
-              "clgym leaderboard add runs/ewc/final/seed=0 --board leaderboard   # checked against the entry's spec",
+              f"clgym run --preset {example} --set seed=0 --out runs/row-s0   # one seed of one entry "
+              "(clgym-algos ships the presets)",
+              f"clgym leaderboard add runs/row-s0 --board leaderboard   # checked against the entry's spec, seed aside",
+              f"clgym tune leaderboard/tune/{example}.yaml --out runs/study --final-seeds {board.seeds}   # its whole study",
               "```", ""]
     return "\n".join(lines)
