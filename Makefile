@@ -69,9 +69,11 @@ bench: setup
 # The leaderboard (leaderboard/board.yaml): a tune file per entry, `clgym tune` per entry (two at once, one
 # thread each), then the small results and the chosen specs (presets) copied onto the board, and the site.
 # Studies stay in $(BOARD_WORK); running again continues unfinished ones and redoes those whose tune file changed.
-BOARD := leaderboard
+BOARD ?= leaderboard
 BOARD_WORK ?= build/leaderboard
 BOARD_JOBS ?= 2
+# The final seeds of every study: board.yaml's seeds.
+BOARD_SEEDS ?= 3
 BOARD_TUNES = $(wildcard $(BOARD)/tune/*/*.yaml)
 BOARD_DONE = $(patsubst $(BOARD)/tune/%.yaml,$(BOARD_WORK)/%/done,$(BOARD_TUNES))
 
@@ -81,7 +83,7 @@ leaderboard: setup
 	$(MAKE) --no-print-directory -j$(BOARD_JOBS) leaderboard-studies && \
 	$(CLGYM) leaderboard collect $(BOARD) --studies $(BOARD_WORK) \
 		--wall-seconds $$(( $$(date +%s) - start )) --jobs $(BOARD_JOBS) && \
-	$(MAKE) --no-print-directory leaderboard-site
+	$(CLGYM) leaderboard build $(BOARD) --out $(BOARD_WORK)/site
 
 leaderboard-studies: $(BOARD_DONE)
 
@@ -89,7 +91,7 @@ $(BOARD_WORK)/%/done: $(BOARD)/tune/%.yaml
 	@cmp -s $< $(BOARD_WORK)/$*/tune.yaml || rm -rf $(BOARD_WORK)/$*
 	@mkdir -p $(BOARD_WORK)/$*
 	@start=$$(date +%s); \
-	$(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds 3 --executor inline --no-progress \
+	$(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds $(BOARD_SEEDS) --executor inline --no-progress \
 		> $(BOARD_WORK)/$*/log.txt 2>&1 || { tail -3 $(BOARD_WORK)/$*/log.txt; exit 1; }; \
 	echo $$(( $$(date +%s) - start )) > $(BOARD_WORK)/$*/seconds.txt; \
 	echo "$* done in $$(cat $(BOARD_WORK)/$*/seconds.txt) s"

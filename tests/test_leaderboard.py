@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from clgym_core.cli import app
 from clgym_core.errors import ClgymError
-from clgym_core.leaderboard.add import add_runs
 from clgym_core.leaderboard.board import plan, read_board
 from clgym_core.leaderboard.collect import collect
 from clgym_core.leaderboard.site import build_site
@@ -253,3 +252,19 @@ def test_leaderboard_errors_are_clgym_errors(tmp_path) -> None:
     (tmp_path / "board.yaml").write_text("trials: 0\nbenchmarks: {}\nalgorithms: {}\n")
     with pytest.raises(ClgymError, match="trials"):
         read_board(tmp_path)
+
+
+def test_a_board_row_is_one_command_away(tmp_path) -> None:
+    """`clgym run --preset ENTRY --set seed=N` gives the accuracy matrix the board holds for that seed."""
+    entries = sorted((REPO / "leaderboard/entries/toy_2d").glob("*/runs/seed-1/metrics.json"))
+    if not entries:
+        pytest.skip("no toy_2d entry on the board yet (make leaderboard)")
+    board_run = entries[0]
+    name = f"toy_2d/{board_run.parent.parent.parent.name}"
+    out = tmp_path / "again"
+    result = runner.invoke(app, ["run", "--preset", name, "--set", "seed=1", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    ours, theirs = (json.loads(p.read_text()) for p in (out / "metrics.json", board_run))
+    assert ours["accuracy_matrix"] == theirs["accuracy_matrix"]
+    added = runner.invoke(app, ["leaderboard", "add", str(out), "--board", str(tmp_path / "nowhere")])
+    assert added.exit_code == 2 and "holds no entries" in added.output

@@ -122,7 +122,7 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
         target = root / ENTRIES_DIR / entry.benchmark / entry.algorithm
         summary = study_summary(entry, study_dir, board.seeds)
         runs = sorted(p for p in (study_dir / "final").glob("*") if (p / "metrics.json").is_file())
-        if not runs:
+        if not runs:  # what the board held for it before stays
             lines.append(f"{entry.name}: left out, no final run has finished yet")
             continue
         if target.exists():

@@ -24,7 +24,7 @@ from typing import Any
 from clgym_core.errors import ResultsError
 from clgym_core.leaderboard.board import Board, board_file, read_board
 from clgym_core.leaderboard.collect import ENTRY_FILE, LeaderboardError
-from clgym_core.results import METRICS_FILE, SPEC_FILE, config_hash, find_runs, read_run
+from clgym_core.results import METRICS_FILE, SPEC_FILE, find_runs, read_run
 from clgym_core.spec import parse_spec_text
 
 #: Columns of the index tables: (key, label for classification, label for regression, lower is better).
@@ -346,7 +346,6 @@ def index_page(entries: list[SiteEntry], boards: list[Board]) -> str:
     out = [f"<h1>{html.escape(title)}</h1>",
            '<p class="note">Mean ± sample standard deviation over seeds; click a column to sort. Each row links '
            "to its entry: the spec, the command that reproduces it, versions, figures and the tuning history.</p>"]
-    notes = {b.title + k: v for b in boards for k, v in b.benchmarks.items()}
     for board in boards:
         if board.sizes_note:
             out.append(f'<p class="note">{html.escape(board.sizes_note)}</p>')
@@ -378,7 +377,6 @@ def index_page(entries: list[SiteEntry], boards: list[Board]) -> str:
             cells.append(_td(f"{pub['value']:.2f} ({pub['citation']})", pub["value"]) if pub else _td("–", ""))
             out.append(f'<tr class="entry" data-entry="{html.escape(entry.key)}">' + "".join(cells) + "</tr>")
         out.append("</tbody></table>")
-    del notes
     return _page(title, "\n".join(out))
 
 
@@ -497,4 +495,4 @@ def build_site(paths: list[str | Path], out: str | Path) -> tuple[Path, int]:
     return index, len(entries)
 
 
-__all__ = ["build_site", "load_entries", "config_hash"]
+__all__ = ["build_site", "load_entries"]

@@ -32,11 +32,9 @@ def write_summary(board_path: str | Path, wall_seconds: float | None = None, job
     timing_path = root / TIMING_FILE
     site_entries, _ = load_entries([root]) if (root / "entries").is_dir() else ([], [])
     per_entry = {e.key: (e.record or {}).get("study", {}).get("tune_seconds") for e in site_entries}
-    if wall_seconds is not None:
-        timing = {"wall_seconds": wall_seconds, "jobs": jobs,
-                  "entry_seconds": {k: v for k, v in sorted(per_entry.items()) if v is not None}}
-        timing_path.write_text(json.dumps(timing, indent=1) + "\n", encoding="utf-8")
-    timing = json.loads(timing_path.read_text(encoding="utf-8")) if timing_path.is_file() else {}
+    timing = {"wall_seconds": wall_seconds, "jobs": jobs,
+              "entry_seconds": {k: v for k, v in sorted(per_entry.items()) if v is not None}}
+    timing_path.write_text(json.dumps(timing, indent=1) + "\n", encoding="utf-8")
     text = render(board, site_entries, timing)
     readme = root / "README.md"
     readme.write_text(text, encoding="utf-8")
@@ -63,6 +61,12 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
         where = "" if bench.run else " (spec only: not run here, its data are absent)"
         lines.append(f"- **{bench.title}, {bench.scenario}** (`{key}`{where}): {_sizes(bench.spec)}.")
     lines.append("")
+    if seconds and not timing.get("wall_seconds"):
+        lines += [f"Time: the {len(seconds)} studies on this board took {sum(seconds) / 60:.1f} min between them "
+                  f"(median {sorted(seconds)[len(seconds) // 2]:.0f} s, longest {max(seconds):.0f} s per study with "
+                  "its final runs; per entry in [`timing.json`](timing.json)), two at a time on this repository's "
+                  "2-core machine while other jobs shared its cores, so an idle machine is faster. The whole "
+                  "board has not been regenerated in one go yet (see below).", ""]
     if timing.get("wall_seconds"):
         lines += [f"Time: the whole regeneration took {timing['wall_seconds'] / 60:.1f} min of wall time with "
                   f"{timing.get('jobs') or 1} studies at once on this repository's 2-core machine, while other jobs "
