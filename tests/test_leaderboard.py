@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 from pathlib import Path
 
@@ -125,6 +126,16 @@ def test_collect_keeps_the_study_and_only_spec_and_metrics_of_each_seed(board) -
     assert not (board / "entries/wave/er_ring").exists()
     readme = (board / "README.md").read_text()
     assert "wave/er_ring" in readme and "Left out" in readme and "0.2 min" in readme
+
+
+def test_collect_drops_entries_that_left_the_board(board, tmp_path) -> None:
+    copy = tmp_path / board.name  # same folder name: the tune files name their path from the board's parent
+    shutil.copytree(board, copy)
+    (copy / "board.yaml").write_text(BOARD.replace("  er_ring: {}\n", ""), encoding="utf-8")
+    plan(copy)
+    lines = collect(copy, board.parent / f"{board.name}-studies", presets=False)
+    assert not (copy / "entries/toy/er_ring").exists()
+    assert sorted(lines) == ["toy/finetune: 2 run(s)", "wave/finetune: 2 run(s)"]
 
 
 def best_value(study: dict) -> float:

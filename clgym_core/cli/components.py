@@ -166,20 +166,22 @@ def _presets_table() -> None:
 
     registry = get_registry()
     table = Table(title="presets (clgym run --preset NAME)", title_justify="left")
-    for column in ("name", "benchmark", "algorithm", "plugin", "version", "status"):
-        table.add_column(column, overflow="fold")
+    for column in ("name", "benchmark", "algorithm"):
+        table.add_column(column, no_wrap=True)  # what a command must spell
+    table.add_column("plugin", overflow="fold", min_width=12)
+    table.add_column("status", overflow="fold", min_width=6)
     presets = registry.presets()
     for name in sorted(presets):
         info = presets[name]
         try:
             data, _ = preset_data(name, registry)
         except ClgymError as exc:
-            table.add_row(name, "-", "-", info.plugin.distribution, info.plugin.version, escape(str(exc)))
+            table.add_row(name, "-", "-", f"{info.plugin.distribution} {info.plugin.version}", escape(str(exc)))
             continue
         names = {k: _component_name(data.get(k)) for k in ("benchmark", "algorithm")}
         missing = [f"{k} {n}" for k, n in names.items() if n and n not in registry.names(k)]
         status = f"needs {', '.join(missing)}" if missing else "ready"
-        table.add_row(name, names["benchmark"], names["algorithm"], info.plugin.distribution, info.plugin.version,
+        table.add_row(name, names["benchmark"], names["algorithm"], f"{info.plugin.distribution} {info.plugin.version}",
                       escape(status))
     console.print(table)
     if not presets:

@@ -122,8 +122,8 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
         target = root / ENTRIES_DIR / entry.benchmark / entry.algorithm
         summary = study_summary(entry, study_dir, board.seeds)
         runs = sorted(p for p in (study_dir / "final").glob("*") if (p / "metrics.json").is_file())
-        if not runs:  # what the board held for it before stays
-            lines.append(f"{entry.name}: left out, no final run has finished yet")
+        if len(runs) < board.seeds:  # what the board held for it before stays
+            lines.append(f"{entry.name}: left out, {len(runs)} of its {board.seeds} final runs have finished")
             continue
         if target.exists():
             shutil.rmtree(target)  # the board's copy of a study is regenerated whole
@@ -144,9 +144,22 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
             preset.parent.mkdir(parents=True, exist_ok=True)
             preset.write_text(preset_text(entry, study_dir / "best.yaml", summary), encoding="utf-8")
         lines.append(f"{entry.name}: {len(runs)} run(s)")
-        if len(runs) < board.seeds:
-            lines[-1] += f" (fewer than the board's {board.seeds} seeds: its final runs did not all finish)"
+    _drop_stale(root, board, preset_root)
     return lines
+
+
+def _drop_stale(root: Path, board: Board, preset_root: Path | None) -> None:
+    """Entries no longer on the board, and presets without an entry, go: the board holds exactly its entries."""
+    from clgym_core.presets import presets_in
+
+    planned = {e.name for e in entries(board, check=False) if e.run}
+    for record in sorted((root / ENTRIES_DIR).glob(f"*/*/{ENTRY_FILE}")):
+        if f"{record.parent.parent.name}/{record.parent.name}" not in planned:
+            shutil.rmtree(record.parent)
+    if preset_root is not None:
+        for name, path in presets_in(preset_root).items():
+            if not (root / ENTRIES_DIR / name / ENTRY_FILE).is_file():
+                path.unlink()
 
 
 def preset_text(entry: Entry, best_yaml: Path, summary: dict[str, Any]) -> str:

@@ -371,7 +371,8 @@ def index_page(entries: list[SiteEntry], boards: list[Board]) -> str:
                      f"{html.escape(entry.algorithm)}</a></td>"]
             for key, *_ in COLUMNS:
                 mean, std = stats[key]
-                cells.append(_td(cell_text(mean, std), "" if mean is None else f"{mean:.6g}"))
+                digits = 2 if entry.problem == "classification" or key == "wall_seconds" else 4
+                cells.append(_td(cell_text(mean, std, digits), "" if mean is None else f"{mean:.6g}"))
             cells.append(_td(seeds, len(entry.runs)))
             pub = entry.published
             cells.append(_td(f"{pub['value']:.2f} ({pub['citation']})", pub["value"]) if pub else _td("–", ""))
@@ -393,7 +394,8 @@ def entry_page(entry: SiteEntry) -> str:
         cells = [_td(str(run["seed"]), run["seed"])]
         for key, *_ in COLUMNS:
             value = _value(run, metric_key(key, entry.problem))
-            cells.append(_td("–" if math.isnan(value) else f"{value:.2f}", "" if math.isnan(value) else value))
+            digits = 2 if entry.problem == "classification" or key == "wall_seconds" else 4
+            cells.append(_td("–" if math.isnan(value) else f"{value:.{digits}f}", "" if math.isnan(value) else value))
         out.append('<tr class="run">' + "".join(cells) + "</tr>")
     out.append('<tr class="mean">' + _td("mean ± std", "") + "".join(
         _td(cell_text(*stats[k])) for k, *_ in COLUMNS) + "</tr></tbody></table>")

@@ -50,6 +50,9 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
              "per entry, `clgym leaderboard collect`); do not edit by hand. The site: `make leaderboard-site`, then "
              "open `build/leaderboard/site/index.html` (it opens from disk).", ""]
     seconds = [v for v in (timing.get("entry_seconds") or {}).values() if v]
+    present = {e.key for e in site_entries}
+    planned = entries(board)
+    pending = [e for e in planned if e.run and not e.skipped and e.name not in present]
     lines += ["## Protocol and sizes", "",
               f"Every entry is a tuning study of {board.trials} trials (`tune:` {json.dumps(board.tune)}), scored on a "
               "validation split of the training data (never test data); the chosen setting then runs with "
@@ -61,13 +64,15 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
         where = "" if bench.run else " (spec only: not run here, its data are absent)"
         lines.append(f"- **{bench.title}, {bench.scenario}** (`{key}`{where}): {_sizes(bench.spec)}.")
     lines.append("")
-    if seconds and not timing.get("wall_seconds"):
-        lines += [f"Time: the {len(seconds)} studies on this board took {sum(seconds) / 60:.1f} min between them "
-                  f"(median {sorted(seconds)[len(seconds) // 2]:.0f} s, longest {max(seconds):.0f} s per study with "
-                  "its final runs; per entry in [`timing.json`](timing.json)), two at a time on this repository's "
-                  "2-core machine while other jobs shared its cores, so an idle machine is faster. The whole "
-                  "board has not been regenerated in one go yet (see below).", ""]
-    if timing.get("wall_seconds"):
+    if seconds and pending:
+        wall = (f" in {timing['wall_seconds'] / 60:.0f} min of wall time, {timing.get('jobs') or 1} at a time,"
+                if timing.get("wall_seconds") else "")
+        lines += [f"Time: the {len(seconds)} studies on this board ran{wall} on this repository's 2-core machine "
+                  "while other jobs shared its cores (an idle machine is faster); between them they took "
+                  f"{sum(seconds) / 60:.1f} min (median {sorted(seconds)[len(seconds) // 2]:.0f} s, longest "
+                  f"{max(seconds):.0f} s per study with its final runs; per entry in [`timing.json`](timing.json)). "
+                  "The whole board has not been regenerated in one go yet (see below).", ""]
+    elif timing.get("wall_seconds"):
         lines += [f"Time: the whole regeneration took {timing['wall_seconds'] / 60:.1f} min of wall time with "
                   f"{timing.get('jobs') or 1} studies at once on this repository's 2-core machine, while other jobs "
                   "shared its cores (so an idle machine is faster)" + (
@@ -91,13 +96,11 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
         for entry in sorted(members, key=lambda e: e.algorithm):
             stats = entry_stats(entry)
             cells = [f"[{entry.algorithm}](entries/{entry.key}/entry.json)"]
-            cells += [cell_text(*stats[k]) for k, *_ in COLUMNS]
+            digits = 2 if problem == "classification" else 4
+            cells += [cell_text(*stats[k], digits=2 if k == "wall_seconds" else digits) for k, *_ in COLUMNS]
             cells.append(",".join(str(r["seed"]) for r in entry.runs))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    present = {e.key for e in site_entries}
-    planned = entries(board)
-    pending = [e for e in planned if e.run and not e.skipped and e.name not in present]
     if pending:
         lines += ["## Not generated yet", "",
                   f"Planned (a tune file in [`tune/`](tune)) but without results on this board: {len(pending)} "
