@@ -349,8 +349,9 @@ def index_page(entries: list[SiteEntry], boards: list[Board]) -> str:
     for board in boards:
         if board.sizes_note:
             out.append(f'<p class="note">{html.escape(board.sizes_note)}</p>')
+    order = {key: i for board in boards for i, key in enumerate(board.benchmarks)}  # the board's order first
     tables: dict[str, list[SiteEntry]] = {}
-    for entry in entries:
+    for entry in sorted(entries, key=lambda e: (order.get((e.record or {}).get("benchmark"), len(order)), e.table)):
         tables.setdefault(entry.table, []).append(entry)
     for table_name, members in tables.items():
         problem = members[0].problem
