@@ -69,6 +69,7 @@ bench: setup
 # The leaderboard (leaderboard/board.yaml): a tune file per entry, `clgym tune` per entry (two at once, one
 # thread each), then the small results and the chosen specs (presets) copied onto the board, and the site.
 # Studies stay in $(BOARD_WORK); running again continues unfinished ones and redoes those whose tune file changed.
+# A study in which no trial finishes is reported (collect names it) and the others go on.
 BOARD ?= leaderboard
 BOARD_WORK ?= build/leaderboard
 BOARD_JOBS ?= 2
@@ -91,10 +92,10 @@ $(BOARD_WORK)/%/done: $(BOARD)/tune/%.yaml
 	@cmp -s $< $(BOARD_WORK)/$*/tune.yaml || rm -rf $(BOARD_WORK)/$*
 	@mkdir -p $(BOARD_WORK)/$*
 	@start=$$(date +%s); \
-	$(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds $(BOARD_SEEDS) --executor inline --no-progress \
-		> $(BOARD_WORK)/$*/log.txt 2>&1 || { tail -3 $(BOARD_WORK)/$*/log.txt; exit 1; }; \
+	if $(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds $(BOARD_SEEDS) --executor inline --no-progress \
+		> $(BOARD_WORK)/$*/log.txt 2>&1; then result=done; else result="failed (see $(BOARD_WORK)/$*/log.txt)"; fi; \
 	echo $$(( $$(date +%s) - start )) > $(BOARD_WORK)/$*/seconds.txt; \
-	echo "$* done in $$(cat $(BOARD_WORK)/$*/seconds.txt) s"
+	echo "$* $$result in $$(cat $(BOARD_WORK)/$*/seconds.txt) s"
 	@touch $@
 
 leaderboard-site: setup

@@ -45,7 +45,8 @@ def collect(
     lines = run_collect(board, studies)
     for line in lines:
         console.print(line, markup=False)
-    readme = write_summary(board, wall_seconds=wall_seconds, jobs=jobs)
+    failed = [line for line in lines if "no trial of its study finished" in line]
+    readme = write_summary(board, wall_seconds=wall_seconds, jobs=jobs, failed=failed)
     done = sum(1 for line in lines if "left out" not in line)
     console.print(f"collected {done} entries; wrote {readme}", markup=False)
 

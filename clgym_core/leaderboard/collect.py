@@ -121,6 +121,10 @@ def collect(board_path: str | Path, studies: str | Path, presets: bool = True) -
             continue
         target = root / ENTRIES_DIR / entry.benchmark / entry.algorithm
         summary = study_summary(entry, study_dir, board.seeds)
+        if not (study_dir / "best.yaml").is_file():
+            reasons = [t["reason"] for t in summary["trials"] if t["reason"]]
+            lines.append(f"{entry.name}: left out, no trial of its study finished" + (f" ({reasons[0]})" if reasons else ""))
+            continue
         runs = sorted(p for p in (study_dir / "final").glob("*") if (p / "metrics.json").is_file())
         if len(runs) < board.seeds:  # what the board held for it before stays
             lines.append(f"{entry.name}: left out, {len(runs)} of its {board.seeds} final runs have finished")

@@ -24,7 +24,8 @@ def _sizes(spec: dict[str, Any]) -> str:
     return f"`{bench.get('name')}` ({', '.join(parts)}); backbone `{name}`; optimizer `{optimizer.get('name')}`"
 
 
-def write_summary(board_path: str | Path, wall_seconds: float | None = None, jobs: int | None = None) -> Path:
+def write_summary(board_path: str | Path, wall_seconds: float | None = None, jobs: int | None = None,
+                  failed: list[str] | None = None) -> Path:
     """Write BOARD/README.md (and, given ``wall_seconds``, BOARD/timing.json); returns the README's path."""
     path = board_file(board_path)
     root = path.parent
@@ -35,13 +36,13 @@ def write_summary(board_path: str | Path, wall_seconds: float | None = None, job
     timing = {"wall_seconds": wall_seconds, "jobs": jobs,
               "entry_seconds": {k: v for k, v in sorted(per_entry.items()) if v is not None}}
     timing_path.write_text(json.dumps(timing, indent=1) + "\n", encoding="utf-8")
-    text = render(board, site_entries, timing)
+    text = render(board, site_entries, timing, failed or [])
     readme = root / "README.md"
     readme.write_text(text, encoding="utf-8")
     return readme
 
 
-def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) -> str:
+def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any], failed: list[str]) -> str:
     by_bench: dict[str, list[SiteEntry]] = {}
     for entry in site_entries:
         by_bench.setdefault((entry.record or {}).get("benchmark", ""), []).append(entry)
@@ -100,6 +101,12 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any]) 
             cells += [cell_text(*stats[k], digits=2 if k == "wall_seconds" else digits) for k, *_ in COLUMNS]
             cells.append(",".join(str(r["seed"]) for r in entry.runs))
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if failed:
+        lines += ["## Studies that found no setting", "",
+                  "No trial of these studies finished, so they have no chosen spec and no results; widen or move "
+                  "their space in board.yaml:", ""]
+        lines += [f"- `{line}`" for line in failed]
         lines.append("")
     if pending:
         lines += ["## Not generated yet", "",
