@@ -16,7 +16,8 @@ VENV310 ?= .venv-py310
 # The lowest declared versions, pinned with == by scripts/lowest_requirements.py, on $(PYTHON).
 VENV_LOWEST ?= .venv-lowest
 
-.PHONY: setup run test test-slow test-ray test-ddp test-py310 test-lowest bench bench-default-path clean
+.PHONY: setup run test test-slow test-ray test-ddp test-py310 test-lowest bench bench-default-path clean \
+	leaderboard leaderboard-studies leaderboard-site
 
 $(STAMP): requirements-dev.txt requirements-loggers.txt $(PYPROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +74,42 @@ bench: setup
 # The single-device default path against main's trainer (5-task Rotated MNIST; run on a quiet machine).
 bench-default-path: setup
 	$(PY) benchmarks/default_path_speed.py
+
+# The leaderboard (leaderboard/board.yaml): a tune file per entry, `clgym tune` per entry (two at once, one
+# thread each), then the small results and the chosen specs (presets) copied onto the board, and the site.
+# Studies stay in $(BOARD_WORK); running again continues unfinished ones and redoes those whose tune file changed.
+# A study in which no trial finishes is reported (collect names it) and the others go on.
+BOARD ?= leaderboard
+BOARD_WORK ?= build/leaderboard
+BOARD_JOBS ?= 2
+# The final seeds of every study: board.yaml's seeds.
+BOARD_SEEDS ?= 3
+BOARD_TUNES = $(wildcard $(BOARD)/tune/*/*.yaml)
+BOARD_DONE = $(patsubst $(BOARD)/tune/%.yaml,$(BOARD_WORK)/%/done,$(BOARD_TUNES))
+
+leaderboard: setup
+	@start=$$(date +%s); \
+	$(CLGYM) leaderboard plan $(BOARD) && \
+	$(MAKE) --no-print-directory -j$(BOARD_JOBS) leaderboard-studies && \
+	$(CLGYM) leaderboard collect $(BOARD) --studies $(BOARD_WORK) \
+		--wall-seconds $$(( $$(date +%s) - start )) --jobs $(BOARD_JOBS) && \
+	$(CLGYM) leaderboard build $(BOARD) --out $(BOARD_WORK)/site
+
+leaderboard-studies: $(BOARD_DONE)
+
+$(BOARD_WORK)/%/done: $(BOARD)/tune/%.yaml
+	@cmp -s $< $(BOARD_WORK)/$*/tune.yaml || rm -rf $(BOARD_WORK)/$*
+	@mkdir -p $(BOARD_WORK)/$*
+	@start=$$(date +%s); \
+	if $(CLGYM) tune $< --out $(BOARD_WORK)/$* --final-seeds $(BOARD_SEEDS) --executor inline --no-progress \
+		> $(BOARD_WORK)/$*/log.txt 2>&1; then result=done; else result="failed (see $(BOARD_WORK)/$*/log.txt)"; fi; \
+	echo $$(( $$(date +%s) - start )) > $(BOARD_WORK)/$*/seconds.txt; \
+	echo "$* $$result in $$(cat $(BOARD_WORK)/$*/seconds.txt) s"
+	@touch $@
+
+leaderboard-site: setup
+	$(CLGYM) leaderboard build $(BOARD) --out $(BOARD_WORK)/site
+	@echo "open $(BOARD_WORK)/site/index.html"
 
 clean:
 	rm -rf $(VENV) $(VENV310) $(VENV_LOWEST) runs

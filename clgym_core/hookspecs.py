@@ -2,8 +2,8 @@
 
 A plugin is a module (or object) with ``@hookimpl`` functions, found through the
 ``clgym`` entry-point group. There is one registration hook per component kind
-(:mod:`clgym_core.kinds`), each returning a list of classes, and one hook that adds
-commands to the ``clgym`` CLI. An implementation may take fewer arguments than its
+(:mod:`clgym_core.kinds`), each returning a list of classes, one that publishes named
+run specs (presets), and one hook that adds commands to the ``clgym`` CLI. An implementation may take fewer arguments than its
 spec, so specs can grow keyword arguments without breaking old plugins.
 """
 
@@ -35,3 +35,8 @@ for _kind in KINDS:
 @hookspec
 def clgym_register_commands(app: Any) -> None:
     """Add commands to the ``clgym`` CLI: ``app`` is its ``typer.Typer``; use ``app.command()`` or ``app.add_typer()``."""
+
+
+@hookspec
+def clgym_register_presets() -> dict[str, Any]:
+    """Return named run specs, ``{"rotated_mnist/ewc": spec file path or mapping}``, for ``clgym run --preset``."""

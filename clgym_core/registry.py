@@ -20,10 +20,12 @@ import contextlib
 import difflib
 import importlib.metadata as importlib_metadata
 import os
+import re
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -38,6 +40,10 @@ ENV_DISABLE = "CLGYM_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "CLGYM_BLOCK_PLUGINS"
 ENV_TRACE = "CLGYM_TRACE_PLUGINS"
 IN_PROCESS = "(in-process)"
+PRESET_HOOK = "clgym_register_presets"
+#: A preset name: snake_case words joined by slashes, e.g. ``rotated_mnist/ewc``.
+PRESET_NAME = re.compile(r"[a-z0-9_]+(/[a-z0-9_]+)*")
+PRESET_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
 def _truthy(value: str | None) -> bool:
@@ -77,6 +83,20 @@ class ComponentInfo:
         return f"{self.plugin.name} ({self.plugin.distribution} {self.plugin.version})"
 
 
+@dataclass(frozen=True)
+class PresetInfo:
+    """A named run spec a plugin publishes: a spec file (``path``) or a mapping (``data``)."""
+
+    name: str
+    plugin: PluginInfo
+    path: Path | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def provider(self) -> str:
+        return f"{self.plugin.name} ({self.plugin.distribution} {self.plugin.version})"
+
+
 class Registry:
     """Plugins and the components they register, by kind and name."""
 
@@ -90,6 +110,7 @@ class Registry:
         env_blocked = {b.strip() for b in os.environ.get(ENV_BLOCK, "").split(",") if b.strip()}
         self.blocked = env_blocked if blocked is None else set(blocked)
         self._components: dict[str, dict[str, ComponentInfo]] | None = None
+        self._presets: dict[str, PresetInfo] = {}
         self._duplicates: dict[tuple[str, str], list[ComponentInfo]] = {}
         self._lock = threading.Lock()
         from clgym_core import builtin
@@ -195,9 +216,44 @@ class Registry:
                     message = f"{kind} name {name!r} is registered by more than one plugin: {providers}"
                     if message not in entry.plugin.collect_problems:
                         entry.plugin.collect_problems.append(message)
+            self._presets = self._collect_presets(duplicates)
             self._duplicates = duplicates
             self._components = components
             return components
+
+    def _collect_presets(self, duplicates: dict[tuple[str, str], list[Any]]) -> dict[str, PresetInfo]:
+        presets: dict[str, PresetInfo] = {}
+        for info, table in self._call_each(PRESET_HOOK):
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                info.collect_problems.append(f"hook {PRESET_HOOK} returned {type(table).__name__}, expected a "
+                                             "mapping of preset name to spec file or spec mapping")
+                continue
+            for raw, value in table.items():
+                name = str(raw).strip().lower()
+                if not PRESET_NAME.fullmatch(name):
+                    info.collect_problems.append(f"preset name {raw!r} is not snake_case words joined by '/'")
+                    continue
+                if isinstance(value, dict):
+                    entry = PresetInfo(name, info, data=value)
+                elif isinstance(value, (str, os.PathLike)) and Path(value).suffix.lower() in PRESET_SUFFIXES:
+                    entry = PresetInfo(name, info, path=Path(value))
+                else:
+                    info.collect_problems.append(f"preset {name!r}: expected a spec file path "
+                                                 f"({', '.join(PRESET_SUFFIXES)}) or a mapping, got {value!r}")
+                    continue
+                previous = presets.get(name)
+                if previous is not None and previous.plugin is not info:
+                    claimed = duplicates.setdefault(("preset", name), [previous])
+                    claimed.append(entry)
+                    message = f"preset {name!r} is registered by more than one plugin: " + " and ".join(
+                        e.provider for e in claimed)
+                    for e in claimed:
+                        e.plugin.collect_problems.append(message)
+                    continue
+                presets[name] = entry
+        return presets
 
     def _call_each(self, hook: str, problems: str = "collect_problems", **kwargs: Any) -> list[tuple[PluginInfo, Any]]:
         """Call ``hook`` through pluggy once per implementing plugin, so that a raising one spoils only itself.
@@ -282,6 +338,28 @@ class Registry:
         elif not self.autoload:
             parts.append(f"plugin autoloading is off ({ENV_DISABLE})")
         return "; ".join(parts)
+
+    def presets(self) -> dict[str, PresetInfo]:
+        """Every preset the plugins publish, by name."""
+        self._collect()
+        return dict(self._presets)
+
+    def preset(self, name: str) -> PresetInfo:
+        """The preset called ``name``; unknown or claimed twice: one line with the close matches."""
+        key = name.strip().lower()
+        presets = self.presets()
+        if ("preset", key) in self._duplicates:
+            providers = " and ".join(e.provider for e in self._duplicates[("preset", key)])
+            raise RegistryError(f"preset {key!r} is registered by more than one plugin: {providers}; "
+                                f"uninstall one or block it with {ENV_BLOCK}")
+        if key in presets:
+            return presets[key]
+        close = difflib.get_close_matches(key, sorted(presets), n=3, cutoff=0.5)
+        if not close:  # same algorithm or benchmark under another name
+            close = [p for p in sorted(presets) if key.rpartition("/")[2] == p.rpartition("/")[2]][:3]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        known = f"{len(presets)} installed, see `clgym list presets`" if presets else "none installed (clgym-algos publishes the leaderboard's)"
+        raise RegistryError(f"unknown preset {name!r}{hint} ({known})")
 
     def problems(self) -> list[str]:
         """One line per problem of every plugin: which plugin, which distribution, what error."""

@@ -81,14 +81,19 @@ def find_runs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
 
 def config_hash(spec: dict[str, Any]) -> str:
     """8 hex digits naming what a spec trains, seed and bookkeeping left out: equal for seeds of one config."""
+    text = json.dumps(config_part(spec), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def config_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a resolved spec trains: the spec without its seeds and bookkeeping (names, versions, callbacks, device)."""
     kept = {k: v for k, v in spec.items() if k not in _NOT_CONFIG}
     if isinstance(kept.get("trainer"), dict):
         kept["trainer"] = {k: v for k, v in kept["trainer"].items() if k not in _NOT_TRAINER_CONFIG}
     benchmark = kept.get("benchmark")
     if isinstance(benchmark, dict) and isinstance(benchmark.get("params"), dict):
         kept["benchmark"] = {**benchmark, "params": {k: v for k, v in benchmark["params"].items() if k != "seed"}}
-    text = json.dumps(kept, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return kept
 
 
 def _number(value: Any) -> float:

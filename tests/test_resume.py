@@ -212,6 +212,7 @@ def test_finished_run_resumed_says_so_without_training(registry, reference, monk
 def test_resume_refuses_spec_set_and_out(registry, reference, spec_file):
     one_line_error(invoke(["run", str(spec_file), "--resume", str(reference)]), "--resume takes no SPEC")
     one_line_error(invoke(["run", "--resume", str(reference), "--set", "seed=1"]), "--resume takes no SPEC")
+    one_line_error(invoke(["run", "--resume", str(reference), "--preset", "toy_2d/finetune"]), "--resume takes no SPEC, --preset")
 
 
 def test_resume_of_something_that_is_not_a_run(registry, tmp_path):

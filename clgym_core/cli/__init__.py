@@ -75,7 +75,7 @@ def _say(message: str, code: int, prefix: str = "error: ") -> int:
 
 def build_app(plugins: bool = False) -> typer.Typer:
     """The CLI with the built-in commands, and with every plugin's commands when ``plugins`` is true."""
-    from clgym_core.cli import components, plot, plugin, results, run, sweep, tune
+    from clgym_core.cli import components, leaderboard, plot, plugin, results, run, sweep, tune
 
     new = typer.Typer(
         name="clgym",
@@ -86,7 +86,7 @@ def build_app(plugins: bool = False) -> typer.Typer:
         cls=ClgymGroup,
     )
     new.callback()(_global_options)
-    for module in (components, run, results, plot, plugin, sweep, tune):
+    for module in (components, run, results, plot, plugin, sweep, tune, leaderboard):
         module.register(new)
     if plugins:
         from clgym_core.registry import get_registry

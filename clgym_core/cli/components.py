@@ -14,7 +14,7 @@ from rich.table import Table
 
 from clgym_core.cli.common import console, err_console
 from clgym_core.component import summary_line
-from clgym_core.errors import RegistryError
+from clgym_core.errors import ClgymError, RegistryError
 from clgym_core.kinds import KIND_NAMES, KINDS
 from clgym_core.optim import OptimizerConfig
 from clgym_core.registry import ComponentInfo, get_registry
@@ -22,7 +22,8 @@ from clgym_core.settings import TrainerSettings
 from clgym_core.official_plugins import empty_kind_hint
 
 
-ListKind = Enum("ListKind", {**{k.plural: k.plural for k in KINDS}, "plugins": "plugins"}, type=str)  # type: ignore[misc]
+_LISTED = {**{k.plural: k.plural for k in KINDS}, "plugins": "plugins", "presets": "presets"}
+ListKind = Enum("ListKind", _LISTED, type=str)  # type: ignore[misc]
 #: ``clgym show trainer`` / ``optimizer``: the spec sections that are not registered components.
 SECTIONS: dict[str, tuple[type, str]] = {
     "trainer": (TrainerSettings, "spec section trainer:  (clgym_core.settings.TrainerSettings)"),
@@ -37,6 +38,9 @@ def list_components(
     """List installed components: name, providing plugin and version, and a one-line summary."""
     if kind is not None and kind.value == "plugins":
         _plugins_table()
+        return
+    if kind is not None and kind.value == "presets":
+        _presets_table()
         return
     registry = get_registry()
     kinds = [k.name for k in KINDS if kind is None or k.plural == kind.value]
@@ -154,6 +158,42 @@ def _plugins_table() -> bool:
     if not registry.autoload:
         console.print("plugin autoloading is disabled (CLGYM_DISABLE_PLUGIN_AUTOLOAD)")
     return bool(problems)
+
+
+def _presets_table() -> None:
+    """Presets by name: what each runs, who publishes it, and whether its components are installed."""
+    from clgym_core.presets import preset_data
+
+    registry = get_registry()
+    table = Table(title="presets (clgym run --preset NAME)", title_justify="left")
+    for column in ("name", "benchmark", "algorithm"):
+        table.add_column(column, no_wrap=True)  # what a command must spell
+    table.add_column("plugin", overflow="fold", min_width=12)
+    table.add_column("status", overflow="fold", min_width=6)
+    presets = registry.presets()
+    for name in sorted(presets):
+        info = presets[name]
+        try:
+            data, _ = preset_data(name, registry)
+        except ClgymError as exc:
+            table.add_row(name, "-", "-", f"{info.plugin.distribution} {info.plugin.version}", escape(str(exc)))
+            continue
+        names = {k: _component_name(data.get(k)) for k in ("benchmark", "algorithm")}
+        missing = [f"{k} {n}" for k, n in names.items() if n and n not in registry.names(k)]
+        status = f"needs {', '.join(missing)}" if missing else "ready"
+        table.add_row(name, names["benchmark"], names["algorithm"], f"{info.plugin.distribution} {info.plugin.version}",
+                      escape(status))
+    console.print(table)
+    if not presets:
+        console.print("no presets installed: clgym-algos publishes the leaderboard's (pip install clgym-algos)",
+                      markup=False)
+    _warn_problems()
+
+
+def _component_name(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value.get("name", "")) if isinstance(value, dict) else ""
 
 
 def _warn_problems() -> None:

@@ -63,6 +63,10 @@ def run(
         False, "--profile", help="Record a torch.profiler trace (RUN_DIR/profile_trace.json) and print where the "
         "time went, by phase (also RUN_DIR/profile.md, profile.json).",
     ),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", metavar="NAME", help="Run a spec a plugin publishes, e.g. rotated_mnist/ewc "
+        "(see clgym list presets); --set applies on top.",
+    ),
 ) -> None:
     """Run a spec: progress while it runs, then the accuracy matrix and the summary metrics.
 
@@ -73,10 +77,13 @@ def run(
     """
     try:
         if resume is not None:
-            if spec_path is not None or overrides or out is not None or loggers or profile:
-                raise ClgymError("--resume takes no SPEC, --set, --out, --logger or --profile: "
+            if spec_path is not None or overrides or out is not None or loggers or profile or preset is not None:
+                raise ClgymError("--resume takes no SPEC, --preset, --set, --out, --logger or --profile: "
                                  "the spec comes from RUN_DIR/spec.yaml")
             _resume(resume, progress)
+            return
+        if preset is not None:
+            _run_preset(preset, spec_path, overrides, out, progress, loggers or [], profile)
             return
         if spec_path is None:
             if profile:
@@ -104,6 +111,17 @@ def run(
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         raise typer.Exit(INTERRUPTED) from None
+
+
+def _run_preset(name: str, spec_path: Path | None, overrides: list[str] | None, out: Path | None, progress: bool,
+                loggers: list[str], profile: bool = False) -> None:
+    from clgym_core.presets import load_preset
+
+    if spec_path is not None:
+        raise ClgymError(f"--preset {name} and SPEC {spec_path}: give one of them")
+    spec, source = load_preset(name, overrides)
+    show_result(run_spec(with_loggers(spec, loggers), out_dir=out, progress=None if progress else False, source=source,
+                         profile=profile))
 
 
 def with_loggers(spec: RunSpec, names: list[str]) -> RunSpec:

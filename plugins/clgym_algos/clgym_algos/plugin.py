@@ -1,6 +1,8 @@
-"""Entry point of clgym-algos: the algorithm classes it registers."""
+"""Entry point of clgym-algos: the algorithm classes it registers, and the leaderboard's tuned specs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from clgym_core.hookspecs import hookimpl
 
@@ -27,3 +29,11 @@ def clgym_register_algorithms() -> list[type]:
         Finetune, Joint, EWC, AGEM, ERRing, ERReservoir, OGD, StableSGD, MCSGD,
         DER, DERPP, ERACE, LwF, MAS, GEM, ICaRL, GDumb,
     ]
+
+
+@hookimpl
+def clgym_register_presets() -> dict[str, Path]:
+    """The clgym leaderboard's chosen specs (package data written by `clgym leaderboard collect`)."""
+    from clgym_core.presets import presets_in
+
+    return presets_in(Path(__file__).resolve().parent / "presets")
