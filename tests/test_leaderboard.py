@@ -279,3 +279,21 @@ def test_a_board_row_is_one_command_away(tmp_path) -> None:
     assert ours["accuracy_matrix"] == theirs["accuracy_matrix"]
     added = runner.invoke(app, ["leaderboard", "add", str(out), "--board", str(tmp_path / "nowhere")])
     assert added.exit_code == 2 and "holds no entries" in added.output
+
+
+def test_a_parameter_added_since_the_board_ran_is_compared_at_its_default():
+    """An entry's spec.yaml from before a component gained a parameter still matches a run that has it at its default."""
+    from clgym_core.build import resolve_spec
+    from clgym_core.leaderboard.add import spec_difference
+    from clgym_core.spec import parse_spec
+
+    raw = {"benchmark": {"name": "toy_2d_classification"}, "backbone": {"name": "mlp"},
+           "algorithm": {"name": "finetune"}, "seed": 3}
+    run = resolve_spec(parse_spec(raw, "run")).model_dump(mode="json", exclude_none=True)
+    older = json.loads(json.dumps(run))
+    del older["backbone"]["params"]["activation"]  # as if the board ran before `activation` existed
+    older["seed"] = 0
+    assert spec_difference(run, older) is None
+    changed = json.loads(json.dumps(run))
+    changed["backbone"]["params"]["activation"] = "tanh"  # not the default: a different experiment
+    assert spec_difference(changed, older) == "backbone.params.activation"
