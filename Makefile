@@ -72,8 +72,10 @@ bench: setup
 	$(PY) benchmarks/rotated_mnist_speed.py
 
 # The single-device default path against main's trainer (5-task Rotated MNIST; run on a quiet machine).
+# fe4c2c2: the last revision before the Fabric path and --profile entered the trainer.
+BENCH_BASELINE ?= fe4c2c2
 bench-default-path: setup
-	$(PY) benchmarks/default_path_speed.py
+	$(PY) benchmarks/default_path_speed.py --baseline $(BENCH_BASELINE)
 
 # The leaderboard (leaderboard/board.yaml): a tune file per entry, `clgym tune` per entry (two at once, one
 # thread each), then the small results and the chosen specs (presets) copied onto the board, and the site.

@@ -6,9 +6,8 @@ no Fabric field as fast as before (target: wall-time ratio at most 1.05). This r
 (``examples/rotated_mnist_finetune.yaml``: MLP 784-256-256-10, SGD, batch 64, one epoch per
 task, the full accuracy matrix) as whole ``clgym run`` processes, alternately with this
 checkout's ``clgym_core`` and with the baseline revision's (a temporary ``git worktree``
-whose ``clgym_core`` a small bootstrap imports; the plugins come from this checkout in
-both), ``--repeats``
-times each in rotating order, and prints the medians and their ratio (exit 1 above the
+whose ``clgym_core`` a small bootstrap imports; each side imports its own revision's plugin
+code), ``--repeats`` times each in rotating order, and prints the medians and their ratio (exit 1 above the
 target). ``--fabric`` adds a third side: this checkout with ``trainer.strategy:
 single_device`` (the Fabric path on one device, which imports Lightning; not the default).
 
@@ -34,9 +33,11 @@ TARGET_RATIO = 1.05
 
 
 # Imports clgym_core from the folder given first on the command line, whatever is installed (the
-# editable install of this checkout would win over PYTHONPATH), then runs the clgym CLI.
+# editable install of this checkout would win over PYTHONPATH), with that folder's plugin packages
+# first on sys.path (their entry points stay the installed ones), then runs the clgym CLI.
 BOOT = (
-    "import importlib.util, sys; root = sys.argv.pop(1); "
+    "import importlib.util, sys, glob; root = sys.argv.pop(1); "
+    "sys.path[:0] = sorted(glob.glob(root + '/plugins/clgym_*')); "
     "spec = importlib.util.spec_from_file_location('clgym_core', root + '/clgym_core/__init__.py', "
     "submodule_search_locations=[root + '/clgym_core']); module = importlib.util.module_from_spec(spec); "
     "sys.modules['clgym_core'] = module; spec.loader.exec_module(module); "
