@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.backbone import Backbone
@@ -30,7 +31,7 @@ from clgym_core.loggers import DEFAULT_LOGGERS
 from clgym_core.optim import build_optimizer
 from clgym_core.progress import ProgressBar
 from clgym_core.registry import Registry, get_registry
-from clgym_core.spec import ComponentSpec, RunSpec, dump_spec
+from clgym_core.spec import ComponentSpec, RunSpec, dump_spec, parse_spec
 from clgym_core.task_window import windowed
 from clgym_core.trainer import ContinualTrainer, RunContext, check_mixed_precision, resolve_device
 
@@ -119,6 +120,19 @@ def resolve(spec: RunSpec, registry: Registry | None = None, source: str = "spec
 def resolve_spec(spec: RunSpec, registry: Registry | None = None, source: str = "spec") -> RunSpec:
     """The resolved spec alone (what ``clgym validate`` reports and a run directory's spec.yaml holds)."""
     return resolve(spec, registry, source).spec
+
+
+def resolved_now(data: dict[str, Any]) -> dict[str, Any]:
+    """A spec (plain data, e.g. a run's spec.yaml) as the installed plugins resolve it today.
+
+    Parameters a component gained after the spec was written come in at their defaults, so a run
+    made before such an addition still compares equal to the same experiment made after it. A spec
+    the installed plugins cannot resolve (a component since removed) comes back unchanged.
+    """
+    try:
+        return yaml.safe_load(dump_spec(resolve_spec(parse_spec(data, "spec")))) or {}
+    except ClgymError:
+        return data
 
 
 def seed_everything(seed: int) -> None:

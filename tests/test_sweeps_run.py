@@ -150,6 +150,31 @@ def test_point_directory_holding_another_spec_is_refused(seeds_file, tmp_path) -
     assert snapshot(out) == before
 
 
+def test_a_run_made_before_a_parameter_existed_counts_as_done_when_the_parameter_is_at_its_default(
+        seeds_file, tmp_path) -> None:
+    """Upgrading a plugin that adds a parameter (at its default) keeps a finished sweep finished."""
+    import yaml
+
+    from clgym_core.sweeps.run import run_sweep
+
+    out = tmp_path / "out"
+    sweep(seeds_file, out, executor="inline")
+    spec_path = out / "seed=0" / "spec.yaml"
+    older = yaml.safe_load(spec_path.read_text())
+    del older["backbone"]["params"]["activation"]  # as the run's spec.yaml read before `activation` existed
+    del older["trainer"]["num_nodes"]
+    spec_path.write_text(yaml.safe_dump(older, sort_keys=False))
+    before = snapshot(out)
+    started = []
+    frame = run_sweep(read_sweep_file(seeds_file), out, executor="inline", on_result=lambda p, r: started.append(p.name))
+    assert started == [] and list(frame["status"]) == ["done", "done"]
+    assert snapshot(out) == before
+    older["backbone"]["params"]["activation"] = "tanh"  # not the default: another experiment, refused
+    spec_path.write_text(yaml.safe_dump(older, sort_keys=False))
+    result = runner.invoke(app, ["sweep", str(seeds_file), "--out", str(out)])
+    assert result.exit_code == 2 and "backbone.params.activation differs" in result.output
+
+
 def test_ctrl_c_exits_130_and_the_same_command_finishes_the_sweep(tmp_path) -> None:
     slow = BASE.replace("epochs_per_task: 2", "epochs_per_task: 150")
     path = write(tmp_path / "s.yaml", slow + "sweep:\n  seed: [0, 1]\n")

@@ -16,7 +16,6 @@ from typing import Any
 
 from clgym_core.leaderboard.board import board_file
 from clgym_core.leaderboard.collect import ENTRIES_DIR, ENTRY_FILE, KEPT_FILES, RUNS_DIR, LeaderboardError
-from clgym_core.errors import ClgymError
 from clgym_core.plain import first_difference
 from clgym_core.results import METRICS_FILE, SPEC_FILE, config_part, read_run
 from clgym_core.spec import parse_spec_text
@@ -50,20 +49,6 @@ def entry_reference(entry_dir: Path) -> dict[str, Any] | None:
     return _spec(runs[0]) if runs else None
 
 
-def resolved_now(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` resolved by the installed plugins, so that a parameter added since it ran is at its default.
-
-    A spec the installed plugins cannot resolve (a component since removed) is compared as it is.
-    """
-    from clgym_core.build import resolve_spec
-    from clgym_core.spec import parse_spec
-
-    try:
-        return resolve_spec(parse_spec(spec, "spec")).model_dump(mode="json", exclude_none=True)
-    except ClgymError:
-        return spec
-
-
 def spec_difference(run_spec: dict[str, Any], reference: dict[str, Any]) -> str | None:
     """The first field (dotted path) where a run's spec differs from the entry's, seed and bookkeeping aside.
 
@@ -72,6 +57,8 @@ def spec_difference(run_spec: dict[str, Any], reference: dict[str, Any]) -> str 
     """
     if first_difference(config_part(reference), config_part(run_spec)) is None:
         return None
+    from clgym_core.build import resolved_now
+
     return first_difference(config_part(resolved_now(reference)), config_part(resolved_now(run_spec)))
 
 

@@ -60,6 +60,14 @@ def spec_mismatch(run_dir: Path, resolved_yaml: str) -> str | None:
         return "spec.yaml (unreadable)"
     wanted = yaml.safe_load(resolved_yaml) or {}
     drop = {"versions"}
+    differs = first_difference({k: v for k, v in existing.items() if k not in drop},
+                               {k: v for k, v in wanted.items() if k not in drop})
+    if differs is None or not isinstance(existing, dict):
+        return differs
+    # A run made before a component gained a parameter: the same run when that parameter is at its default.
+    from clgym_core.build import resolved_now
+
+    existing = resolved_now(existing)
     return first_difference({k: v for k, v in existing.items() if k not in drop},
                             {k: v for k, v in wanted.items() if k not in drop})
 
