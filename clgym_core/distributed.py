@@ -211,7 +211,7 @@ def fabric_class(settings: TrainerSettings) -> type:
 
 def splits_batches(settings: TrainerSettings) -> bool:
     """Whether ``settings`` may run several processes, each on a slice of every batch."""
-    return settings.strategy == "ddp" or (settings.devices or 1) > 1 or settings.num_nodes > 1
+    return settings.strategy == "ddp" or settings.processes > 1
 
 
 def check_distributable(algorithm_cls: type, settings: TrainerSettings, source: str) -> None:

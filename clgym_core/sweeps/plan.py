@@ -194,8 +194,9 @@ def check_points(plan: SweepPlan, registry: Any = None) -> list[Any]:
 
 def refuse_several_processes(spec: Any, source: str) -> None:
     """Sweeps and studies run each point in one worker process: a spec that starts several is refused."""
-    trainer = spec.trainer
-    if trainer.processes > 1 or trainer.strategy == "ddp":
+    from clgym_core.distributed import splits_batches
+
+    if splits_batches(spec.trainer):
         raise SweepError(f"{source}: trainer.strategy: a sweep or study runs each point in one process; "
                          "drop the ddp settings (devices, num_nodes, strategy) from its spec")
 
