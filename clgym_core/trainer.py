@@ -365,10 +365,7 @@ class ContinualTrainer:
     def _run_epoch(
         self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer, averager: Any = None
     ) -> None:
-        if self.placement.distributed:
-            self._run_epoch_sharded(task, epoch, batches, optimizer, averager)
-            return
-        batches, train_step, step_end, start_hooks, end_hooks = self._step_callables(batches)
+        batches, train_step, step_end, start_hooks, end_hooks = self._step_callables(batches, averager)
         # First non-finite step, tracked on the device so that no step waits for the host.
         bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.settings.stop_on_nonfinite else None
         for step, batch in enumerate(batches):
@@ -387,38 +384,25 @@ class ContinualTrainer:
         if bad_step is not None:
             self._raise_if_nonfinite(bad_step, task, epoch)
 
-    def _run_epoch_sharded(
-        self, task: int, epoch: int, batches: Iterable, optimizer: torch.optim.Optimizer, averager: Any
-    ) -> None:
-        """:meth:`_run_epoch` under ddp: this process's slice of every global batch, the global batch's mean loss.
+    def _sharded(self, train_step: Any, averager: Any) -> Any:
+        """``train_step`` under ddp: on this process's slice of the global batch, returning the global batch's loss.
 
-        Callbacks (process 0 only) see the global batch and the loss of the global batch, as in one process.
+        Callbacks (process 0 only) see the global batch and its loss, as in one process; every
+        process sees the same loss, so every process stops at the same non-finite step.
         """
-        batches, train_step, step_end, start_hooks, end_hooks = self._step_callables(batches)
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device) if self.settings.stop_on_nonfinite else None
-        for step, batch in enumerate(batches):
-            for hook in start_hooks:
-                hook(self, batch, step)
-            shard, weight = self.placement.shard(batch)
+        placement = self.placement
+
+        def step(batch: Any, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+            shard, weight = placement.shard(batch)
             averager.weight = weight
             local = train_step(shard, optimizer).detach()
-            # Every process sees the same loss, so every process stops at the same non-finite step.
             contribution = local.double() * weight if weight else torch.zeros((), dtype=torch.float64, device=self.device)
-            loss = self.placement.all_reduce_sum(contribution.reshape(1)).reshape(()).to(local.dtype)
-            step_end(task, step)
-            self.global_step += 1
-            for hook in end_hooks:
-                hook(self, batch, loss, step)
-            if bad_step is not None:
-                finite = torch.isfinite(loss).all()
-                bad_step = torch.where((bad_step < 0) & ~finite, torch.full_like(bad_step, step), bad_step)
-                if step % 200 == 199:
-                    self._raise_if_nonfinite(bad_step, task, epoch)
-        if bad_step is not None:
-            self._raise_if_nonfinite(bad_step, task, epoch)
+            return placement.all_reduce_sum(contribution.reshape(1)).reshape(()).to(local.dtype)
+        return step
 
-    def _step_callables(self, batches: Iterable) -> tuple[Iterable, Any, Any, list, list]:
-        """What an epoch's loop calls at every step, chosen once per epoch: with profiler ranges only when profiling."""
+    def _step_callables(self, batches: Iterable, averager: Any = None) -> tuple[Iterable, Any, Any, list, list]:
+        """What an epoch's loop calls at every step, chosen once per epoch: sharded only under ddp, with
+        profiler ranges only when profiling."""
         train_step = self.algorithm.train_step if self._full_precision else self._autocast_train_step
         step_end = self.algorithm.train_step_end
         start_hooks = [c.on_train_batch_start for c in self._step_callbacks["on_train_batch_start"]]
@@ -429,6 +413,8 @@ class ContinualTrainer:
             start_hooks = self.profiler.hooks("callbacks", start_hooks)
             end_hooks = self.profiler.hooks("callbacks", end_hooks)
             batches = self.profiler.batches(batches)
+        if self.placement.distributed:
+            train_step = self._sharded(train_step, averager)
         return batches, train_step, step_end, start_hooks, end_hooks
 
     @property

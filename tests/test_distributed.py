@@ -9,7 +9,6 @@ same global batch, up to floating-point rounding.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -20,22 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.file_module import load_file_module
+
 pytest.importorskip("lightning_fabric")
 
 SUPPORT_FILE = Path(__file__).with_name("ddp_support.py")
 
 
-def _support():
-    name = "clgym_tests_ddp_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SUPPORT_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
+support = load_file_module("clgym_tests_ddp_support", SUPPORT_FILE)
 
 
 def free_port() -> int:
@@ -106,17 +97,11 @@ def test_the_match_is_not_trivial(ddp_results):
 
 # ---- a ddp run through the CLI, killed after a task, resumes to the same result -------------------------
 
-def _resume_support():
-    name = "clgym_tests_resume_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("resume_support.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 RESUME_FILE = Path(__file__).with_name("resume_support.py")
+
+
+def _resume_support():
+    return load_file_module("clgym_tests_resume_support", RESUME_FILE)
 
 
 def _cli(args: list[str], pause: str | None = None) -> subprocess.Popen:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,16 +21,11 @@ from clgym_core.cli import app
 from clgym_core.runner import resume_run, run_spec
 from clgym_core.spec import load_spec
 from clgym_core.testing import isolated_registry
+from tests.file_module import load_file_module
 
 
 def _support():
-    name = "clgym_tests_resume_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("resume_support.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_file_module("clgym_tests_resume_support", Path(__file__).with_name("resume_support.py"))
 
 
 support = _support()
