@@ -107,6 +107,40 @@ def test_plan_writes_a_tune_file_per_entry_and_skips_with_the_methods_reason(tmp
     assert not (tmp_path / "tune/toy/er_ring.yaml").exists() and len(files) == 3
 
 
+def test_per_benchmark_changes_params_and_space_on_that_benchmark_only(tmp_path) -> None:
+    text = BOARD.replace("  er_ring: {}\n", """  er_ring:
+    space: {algorithm.params.replay_batch_size: [10, 20]}
+    per_benchmark:
+      toy:
+        params: {memory_per_class: 7}
+        space: {optimizer.lr: {type: float, low: 0.001, high: 0.002}, algorithm.params.replay_batch_size: [5]}
+""")
+    (tmp_path / "board.yaml").write_text(text, encoding="utf-8")
+    plan(tmp_path)
+    toy = yaml.safe_load((tmp_path / "tune/toy/er_ring.yaml").read_text())
+    far = yaml.safe_load((tmp_path / "specs-only/far/er_ring.yaml").read_text())
+    assert toy["algorithm"]["params"] == {"memory_per_class": 7}
+    assert toy["tune"]["space"] == {"optimizer.lr": {"type": "float", "low": 0.001, "high": 0.002},
+                                    "algorithm.params.replay_batch_size": [5]}
+    assert far["algorithm"]["params"] == {}
+    assert far["tune"]["space"] == {"optimizer.lr": [0.1], "algorithm.params.replay_batch_size": [10, 20]}
+    (tmp_path / "board.yaml").write_text(text.replace("      toy:\n", "      tyo:\n"), encoding="utf-8")
+    with pytest.raises(ClgymError, match="algorithms.er_ring.per_benchmark: 'tyo' is not a benchmark"):
+        read_board(tmp_path)
+
+
+def test_summary_lists_a_study_without_setting_once_and_counts_in_words(tmp_path) -> None:
+    (tmp_path / "board.yaml").write_text(BOARD, encoding="utf-8")
+    plan(tmp_path)
+    text = write_summary(tmp_path, failed=["toy/finetune: left out, no trial of its study finished (NaN)"]).read_text()
+    pending = text.split("## Not generated yet", 1)[1].split("##", 1)[0]
+    assert "`toy/finetune`" not in pending and "`toy/er_ring`" in pending
+    assert "without results on this board: 2 entries" in pending
+    assert "## Studies that found no setting" in text and "`toy/finetune: left out" in text
+    one = write_summary(tmp_path, failed=["toy/finetune: x", "toy/er_ring: x"]).read_text()
+    assert "without results on this board: 1 entry." in one
+
+
 def test_collect_keeps_the_study_and_only_spec_and_metrics_of_each_seed(board) -> None:
     entry = board / "entries/toy/finetune"
     record = json.loads((entry / "entry.json").read_text())

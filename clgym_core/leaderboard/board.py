@@ -5,7 +5,8 @@ searched for every algorithm on it (usually the learning rate); an algorithm giv
 params and its own space. Each entry becomes one ordinary tune file (:func:`plan`), named
 ``BENCHMARK/ALGORITHM``: also the name of the preset that holds the chosen spec. An entry whose
 spec cannot be built (a classification-only method on regression) is skipped with the reason
-the method gives; ``skip:`` states a reason by hand.
+the method gives; ``skip:`` states a reason by hand, and ``per_benchmark:`` changes an algorithm's
+params or space on one benchmark (a smaller learning rate where its penalty is stiffer).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clgym_core.component import format_validation_error
 from clgym_core.errors import ClgymError, SpecError
@@ -50,10 +51,19 @@ class BenchmarkEntry(_Strict):
     published_note: str | None = None
 
 
+class AlgorithmOverride(_Strict):
+    """What one benchmark changes for an algorithm: params set and space dimensions replaced or added."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Any] = Field(default_factory=dict)
+
+
 class AlgorithmEntry(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Any] = Field(default_factory=dict)
     skip: dict[str, str] = Field(default_factory=dict, description="Benchmark -> why the entry is left out.")
+    per_benchmark: dict[str, AlgorithmOverride] = Field(
+        default_factory=dict, description="Benchmark -> params and space that differ there (over the algorithm's).")
 
 
 class Board(_Strict):
@@ -65,6 +75,16 @@ class Board(_Strict):
     sizes_note: str | None = None
     benchmarks: dict[str, BenchmarkEntry]
     algorithms: dict[str, AlgorithmEntry]
+
+    @model_validator(mode="after")
+    def _names_known_benchmarks(self) -> Board:
+        for name, algo in self.algorithms.items():
+            for field in ("skip", "per_benchmark"):
+                unknown = sorted(set(getattr(algo, field)) - set(self.benchmarks))
+                if unknown:
+                    raise ValueError(f"algorithms.{name}.{field}: {unknown[0]!r} is not a benchmark of this board "
+                                     f"(benchmarks: {', '.join(self.benchmarks)})")
+        return self
 
 
 @dataclass
@@ -102,12 +122,14 @@ def board_file(path: str | Path) -> Path:
 def entry_data(board: Board, benchmark: str, algorithm: str) -> dict[str, Any]:
     """The tune file of one entry: the base spec, the algorithm, and the tune: section."""
     bench, algo = board.benchmarks[benchmark], board.algorithms[algorithm]
-    data = merge_specs(copy.deepcopy(bench.spec), {"algorithm": {"name": algorithm, "params": dict(algo.params)}})
+    override = algo.per_benchmark.get(benchmark, AlgorithmOverride())
+    params = {**algo.params, **override.params}
+    data = merge_specs(copy.deepcopy(bench.spec), {"algorithm": {"name": algorithm, "params": params}})
     data["name"] = f"{benchmark}-{algorithm}"
     tune = copy.deepcopy(board.tune)
     if bench.objective:
         tune["objective"] = dict(bench.objective)
-    tune["space"] = {**bench.space, **algo.space}
+    tune["space"] = {**bench.space, **algo.space, **override.space}
     tune["trials"] = board.trials
     data["tune"] = tune
     return data

@@ -53,7 +53,8 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any], 
     seconds = [v for v in (timing.get("entry_seconds") or {}).values() if v]
     present = {e.key for e in site_entries}
     planned = entries(board)
-    pending = [e for e in planned if e.run and not e.skipped and e.name not in present]
+    no_setting = {line.split(":", 1)[0] for line in failed}
+    pending = [e for e in planned if e.run and not e.skipped and e.name not in present | no_setting]
     lines += ["## Protocol and sizes", "",
               f"Every entry is a tuning study of {board.trials} trials (`tune:` {json.dumps(board.tune)}), scored on a "
               "validation split of the training data (never test data); the chosen setting then runs with "
@@ -68,21 +69,21 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any], 
     if seconds and pending:
         wall = (f" in {timing['wall_seconds'] / 60:.0f} min of wall time, {timing.get('jobs') or 1} at a time,"
                 if timing.get("wall_seconds") else "")
-        lines += [f"Time: the {len(seconds)} studies on this board ran{wall} on this repository's 2-core machine "
-                  "while other jobs shared its cores (an idle machine is faster); between them they took "
+        lines += [f"Time: the {len(seconds)} studies on this board ran{wall} on this repository's 2-core machine; "
+                  "between them they took "
                   f"{sum(seconds) / 60:.1f} min (median {sorted(seconds)[len(seconds) // 2]:.0f} s, longest "
                   f"{max(seconds):.0f} s per study with its final runs; per entry in [`timing.json`](timing.json)). "
                   "The whole board has not been regenerated in one go yet (see below).", ""]
     elif timing.get("wall_seconds"):
-        lines += [f"Time: the whole regeneration took {timing['wall_seconds'] / 60:.1f} min of wall time with "
-                  f"{timing.get('jobs') or 1} studies at once on this repository's 2-core machine, while other jobs "
-                  "shared its cores (so an idle machine is faster)" + (
+        lines += [f"Time: the whole regeneration (`make leaderboard`, from planning to this page) took "
+                  f"{timing['wall_seconds'] / 60:.1f} min of wall time with {timing.get('jobs') or 1} studies at once "
+                  "on this repository's 2-core machine" + (
                       f"; the {len(seconds)} studies took {sum(seconds) / 60:.1f} min between them (median "
                       f"{sorted(seconds)[len(seconds) // 2]:.0f} s, longest {max(seconds):.0f} s; per entry in "
                       "[`timing.json`](timing.json))" if seconds else "") + ".", ""]
     lines += ["## Results", "",
-              "`wall s` is each final run's own wall time on this machine, measured while other jobs shared its "
-              "2 cores: compare it between rows of one regeneration only.", ""]
+              f"`wall s` is each final run's own wall time on this machine with {timing.get('jobs') or 1} studies "
+              "running at once: compare it between rows of one regeneration only.", ""]
     for key, bench in board.benchmarks.items():
         members = by_bench.get(key, [])
         if not members:
@@ -111,7 +112,7 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any], 
     if pending:
         lines += ["## Not generated yet", "",
                   f"Planned (a tune file in [`tune/`](tune)) but without results on this board: {len(pending)} "
-                  "entries. `make leaderboard` runs their studies (it continues where it stopped) and collects them.",
+                  f"{'entry' if len(pending) == 1 else 'entries'}. `make leaderboard` runs their studies (it continues where it stopped) and collects them.",
                   "", ", ".join(f"`{e.name}`" for e in pending), ""]
     skipped = [e for e in planned if e.skipped]
     if skipped:
