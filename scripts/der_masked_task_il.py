@@ -9,6 +9,7 @@ final average accuracy and the masked (paper-style) Task-IL one, mean and std ov
 two protocols can be told apart.
 
     python scripts/der_masked_task_il.py --algorithms finetune si --seeds 0 1 2 --out runs/der_masked.jsonl
+    python scripts/der_masked_task_il.py --algorithms lwf --set algorithm.params.warmup_epochs=1 --out runs/m.jsonl
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main() -> int:
     parser.add_argument("--algorithms", nargs="+", help="Spec stems of seq_mnist_class_il (default: all).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per (spec, seed); done ones are skipped.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="Override applied to every spec, as `clgym run --set` (repeatable); rows of different "
+                        "overrides are kept apart in --out.")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -66,17 +70,19 @@ def main() -> int:
     if args.out.is_file():
         for line in args.out.read_text().splitlines():
             row = json.loads(line)
-            done[(row["spec"], row["seed"])] = row
+            done[(row["spec"], row["seed"], tuple(row.get("overrides", [])))] = row
+    sets = tuple(args.overrides)
     for seed in args.seeds:
         for stem in stems:
-            if (stem, seed) in done:
+            if (stem, seed, sets) in done:
                 continue
             start = time.perf_counter()
-            result = run_spec(load_spec(SPECS / f"{stem}.yaml", [f"seed={seed}"]), progress=False, write=False)
+            spec = load_spec(SPECS / f"{stem}.yaml", [*sets, f"seed={seed}"])
+            result = run_spec(spec, progress=False, write=False)
             masked = masked_accuracy(result.trainer)
-            row = {"spec": stem, "seed": seed, "class_il": result.accuracy_matrix[-1],
+            row = {"spec": stem, "seed": seed, "overrides": list(sets), "class_il": result.accuracy_matrix[-1],
                    "task_il_masked": masked, "seconds": time.perf_counter() - start}
-            done[(stem, seed)] = row
+            done[(stem, seed, sets)] = row
             with open(args.out, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(f"{stem} seed {seed}: class-IL {statistics.mean(row['class_il']):.2f}, "
@@ -84,7 +90,7 @@ def main() -> int:
 
     print("\n| spec | Class-IL A_T (%) | Task-IL A_T by masking the Class-IL model (%) | seeds |\n|---|---|---|---|")
     for stem in stems:
-        rows = [done[(stem, s)] for s in args.seeds if (stem, s) in done]
+        rows = [done[(stem, s, sets)] for s in args.seeds if (stem, s, sets) in done]
         cil = [statistics.mean(r["class_il"]) for r in rows]
         til = [statistics.mean(r["task_il_masked"]) for r in rows]
         print(f"| {stem} | {_fmt(cil)} | {_fmt(til)} | {len(rows)} |")

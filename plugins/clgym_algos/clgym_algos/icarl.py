@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,17 @@ class ICaRLParams(Params):
     )
     feature_batch_size: int = Field(
         1024, ge=1, description="Examples per forward pass when computing features for herding and class means."
+    )
+    class_reduction: Literal["sum", "mean"] = Field(
+        "sum",
+        description="How an example's per-class binary cross-entropies combine: 'sum' over the classes seen so "
+        "far (Alg. 3, the paper), or their 'mean' (aimagelab/mammoth's models/icarl.py, behind the DER paper's "
+        "iCaRL rows: a gradient 1/classes-seen as large).",
+    )
+    normalize_features: bool = Field(
+        True,
+        description="L2-normalise phi(x) for herding and the class means (Alg. 1, 4; the paper); false: raw "
+        "features and plain means, as aimagelab/mammoth's 2020 code does.",
     )
 
 
@@ -98,6 +109,13 @@ class ICaRL(Algorithm):
     and exemplars are kept per (task, label). Per-example loss: the sum over
     classes, averaged over the batch. Not done: the paper's data augmentation
     and its flipped-image class means.
+
+    Two options reproduce the authors' code of the DER paper (Buzzega et al.
+    2020, aimagelab/mammoth ``models/icarl.py``) instead of the paper:
+    ``class_reduction: mean`` averages the per-class terms (their
+    ``binary_cross_entropy_with_logits`` over the seen columns), and
+    ``normalize_features: false`` herds and classifies on raw features with
+    plain means (then ``-||phi(x) - mu_y||^2`` in full).
     """
 
     name = "icarl"
@@ -130,8 +148,9 @@ class ICaRL(Algorithm):
 
     # ---- features and classes -------------------------------------------------------------------
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``phi(x)``: the backbone's features, L2-normalised."""
-        return F.normalize(self.backbone.features(inputs).flatten(1), dim=1)
+        """``phi(x)``: the backbone's features, L2-normalised (unless ``normalize_features`` is false)."""
+        features = self.backbone.features(inputs).flatten(1)
+        return F.normalize(features, dim=1) if self.params.normalize_features else features
 
     @torch.no_grad()
     def features_of(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -174,7 +193,11 @@ class ICaRL(Algorithm):
             distil = self.old[keys] & ~self.new[keys]
             target = torch.where(distil, torch.sigmoid(self.previous(batch.inputs, batch.task_ids)), target)
         per_class = F.binary_cross_entropy_with_logits(outputs, target, reduction="none")
-        return (per_class * self.seen[keys].to(outputs.dtype)).sum(1).mean()
+        seen = self.seen[keys].to(outputs.dtype)
+        per_example = (per_class * seen).sum(1)
+        if self.params.class_reduction == "mean":
+            per_example = per_example / seen.sum(1).clamp_min(1)
+        return per_example.mean()
 
     # ---- exemplars and class means ---------------------------------------------------------------------
     @torch.no_grad()
@@ -208,7 +231,8 @@ class ICaRL(Algorithm):
 
     @torch.no_grad()
     def update_class_means(self) -> None:
-        """``mu_y``: the renormalised mean of the normalised features of class y's exemplars (Alg. 1)."""
+        """``mu_y``: the renormalised mean of the normalised features of class y's exemplars (Alg. 1); the
+        plain mean of the raw features when ``normalize_features`` is false."""
         e = self.exemplars
         features = self.features_of(e["inputs"])
         keys = class_keys(e["targets"], e["task_ids"], self.benchmark)
@@ -216,7 +240,12 @@ class ICaRL(Algorithm):
         sums.index_add_(0, keys, features)
         self.has_mean = torch.zeros_like(self.seen)
         self.has_mean[keys] = True
-        self.class_means = F.normalize(sums, dim=1)
+        if self.params.normalize_features:
+            self.class_means = F.normalize(sums, dim=1)
+        else:
+            counts = torch.zeros(self.seen.numel(), dtype=features.dtype, device=features.device)
+            counts.index_add_(0, keys, torch.ones_like(keys, dtype=features.dtype))
+            self.class_means = sums / counts.clamp_min(1).unsqueeze(1)
 
     # ---- classification ----------------------------------------------------------------------------------
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -225,12 +254,19 @@ class ICaRL(Algorithm):
             return self.forward(batch)
         phi = self.features(batch.inputs)
         if self.benchmark.num_heads == 1:
+            means = self.class_means.unsqueeze(0)  # (1, classes, D)
             dots = phi @ self.class_means.T
         else:
-            by_head = self.class_means.view(self.benchmark.num_heads, self.benchmark.head_size, -1)
-            dots = torch.einsum("nd,nhd->nh", phi, by_head[batch.task_ids.long() - 1])
-        scores = 2 * dots - 2  # -||a - b||^2 for unit vectors
-        return scores.masked_fill(~self.has_mean[self.column_keys(batch.task_ids)], NO_MEAN_SCORE)
+            means = self.class_means.view(self.benchmark.num_heads, self.benchmark.head_size, -1)
+            means = means[batch.task_ids.long() - 1]  # (n, classes, D)
+            dots = torch.einsum("nd,nhd->nh", phi, means)
+        has_mean = self.has_mean[self.column_keys(batch.task_ids)]
+        if self.params.normalize_features:
+            scores = 2 * dots - 2  # -||a - b||^2 for unit vectors
+            return scores.masked_fill(~has_mean, NO_MEAN_SCORE)
+        scores = 2 * dots - (phi * phi).sum(1, keepdim=True) - (means * means).sum(2)  # -||phi - mu||^2
+        lowest = scores.masked_fill(~has_mean, float("inf")).amin(1, keepdim=True) - 1.0
+        return torch.where(has_mean, scores, lowest)
 
     # ---- persistence -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

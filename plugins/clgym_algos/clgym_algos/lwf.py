@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from pydantic import Field
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.component import Params
-from clgym_core.data import Batch
+from clgym_core.data import Batch, DataSource, iterate_batches
 from clgym_core.errors import SpecError
+from clgym_core.trainer import derived_seed
 
 from clgym_algos.frozen import FrozenCopy
 
@@ -22,6 +24,14 @@ if TYPE_CHECKING:
 class LwFParams(Params):
     alpha: float = Field(1.0, ge=0, description="lambda_o: weight of the distillation loss (Eq. 2; 1 in the paper).")
     temperature: float = Field(2.0, gt=0, description="T: softmax temperature of the distillation (2 in the paper).")
+    warmup_epochs: int = Field(
+        0, ge=0,
+        description="Epochs of the paper's warm-up before each task after the first: only the new task's outputs "
+        "are trained, on frozen features (Sec. 3). 0: no warm-up.",
+    )
+    warmup_lr: float | None = Field(
+        None, gt=0, description="Plain-SGD learning rate of the warm-up; unset: the run's optimizer lr."
+    )
 
 
 def soft_cross_entropy(
@@ -49,8 +59,18 @@ class LwF(Algorithm):
     values. With one head per task, ``L_old`` sums over every old head (each
     input goes through each old head in one batched call); with one shared
     head it covers the classes seen before task t (all of them when tasks
-    share classes, the old ones in a class-incremental stream). The paper's
-    warm-up phase (training only the new head first) is not done.
+    share classes, the old ones in a class-incremental stream).
+
+    ``warmup_epochs`` adds the paper's warm-up (Sec. 3, "we first freeze
+    theta_s and theta_o and train theta_n to convergence"): before each task
+    after the first, plain SGD trains only the new task's output units on the
+    backbone's frozen features (eval mode, no gradient into them), with the
+    cross-entropy over those units alone: the task's head when each task has
+    one, the columns of the classes new in this task on a shared head (none in
+    a domain-incremental stream, so no warm-up there). "To convergence" is
+    approximated by a fixed number of epochs; the previous model's outputs are
+    those of the network before the warm-up, which leaves them unchanged (only
+    new units move). Off by default.
     """
 
     name = "lwf"
@@ -64,10 +84,61 @@ class LwF(Algorithm):
         self.previous = FrozenCopy()
         self.seen_classes = torch.zeros(self.benchmark.head_size, dtype=torch.bool)
         self.old_classes = torch.zeros(self.benchmark.head_size, dtype=torch.bool)
+        if self.params.warmup_epochs and not (
+            callable(getattr(self.backbone, "features", None)) and isinstance(getattr(self.backbone, "head", None),
+                                                                              nn.Module)):
+            raise SpecError(
+                f"lwf.params.warmup_epochs needs a backbone with `features` and a `head` (the new units to warm "
+                f"up): backbone {self.backbone.name!r} has not both"
+            )
 
     def setup(self, trainer: ContinualTrainer) -> None:
         super().setup(trainer)
         self.load_state_dict(self.state_dict())  # onto the run's device
+
+    def prepare_train_data(self, task: int) -> DataSource:
+        data = super().prepare_train_data(task)
+        if self.params.warmup_epochs and self.previous:
+            self.warm_up(task, data)
+        return data
+
+    def warm_up(self, task: int, data: DataSource) -> None:
+        """Train the new task's output units alone on frozen features (Sec. 3's warm-up)."""
+        multi_head = self.benchmark.num_heads > 1
+        columns = None
+        if not multi_head:
+            present = torch.zeros(self.benchmark.head_size, dtype=torch.bool, device=self.device)
+            for batch in iterate_batches(data, 4096, device=self.device):
+                present |= F.one_hot(batch.targets.long(), self.benchmark.head_size).any(0)
+            columns = present & ~self.old_classes
+            if not columns.any():
+                return  # no new classes on a shared head: nothing to warm up
+            position = torch.cumsum(columns.long(), 0) - 1  # class -> its place among the new columns
+        head, backbone = self.backbone.head, self.backbone
+        optimizer = torch.optim.SGD(head.parameters(), lr=self.params.warmup_lr or self.optimizer_config.lr)
+        seed = self.trainer.seed if self.trainer is not None else 0
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            for epoch in range(1, self.params.warmup_epochs + 1):
+                generator = torch.Generator().manual_seed(derived_seed(seed, "lwf_warmup", task, epoch))
+                for batch in iterate_batches(data, self.batch_size, True, generator, self.device):
+                    with torch.no_grad():
+                        features = backbone.features(batch.inputs).flatten(1)
+                    outputs = head(features, batch.task_ids)
+                    targets = batch.targets.long()
+                    if columns is not None:
+                        keep = columns[targets]  # examples of new classes (replayed old ones take no part)
+                        if not keep.any():
+                            continue
+                        outputs, targets = outputs[keep][:, columns], position[targets[keep]]
+                    optimizer.zero_grad(set_to_none=True)
+                    F.cross_entropy(outputs, targets).backward()
+                    optimizer.step()
+        finally:
+            backbone.train(was_training)
+            for parameter in backbone.parameters():
+                parameter.grad = None
 
     def distillation_loss(self, batch: Batch, outputs: torch.Tensor) -> torch.Tensor:
         """``L_old`` on ``batch`` (``outputs``: the current network's outputs for it)."""

@@ -27,9 +27,9 @@ def test_herding_matches_a_hand_computed_case():
 
 
 
-def _trained_on_task_1(bench, backbone_for):
+def _trained_on_task_1(bench, backbone_for, **params):
     """iCaRL with a 24-exemplar memory after one pass over task 1, and its optimizer."""
-    alg = ICaRL(backbone_for(bench), bench, {"memory_size": 24})
+    alg = ICaRL(backbone_for(bench), bench, {"memory_size": 24, **params})
     optimizer = torch.optim.SGD(alg.backbone.parameters(), lr=0.05)
     alg.current_task = 1
     for batch in alg.prepare_train_data(1).batches(20):
@@ -117,6 +117,39 @@ def test_loss_distils_old_classes_and_learns_new_ones(class_blobs, backbone_for)
     expected = F.binary_cross_entropy_with_logits(outputs[:, :4], target[:, :4], reduction="none").sum(1).mean()
     torch.testing.assert_close(alg.training_loss(batch), expected)  # classes 4, 5 (unseen) take no part
     assert set(batch.targets.tolist()) & {0, 1} and set(batch.targets.tolist()) & {2, 3}
+
+
+def test_class_reduction_mean_divides_each_example_by_its_seen_classes(class_blobs, backbone_for):
+    bench = class_blobs(seed=0)
+    summed, _ = _trained_on_task_1(bench, backbone_for)
+    averaged, _ = _trained_on_task_1(bench, backbone_for, class_reduction="mean")
+    for alg in (summed, averaged):
+        alg.current_task = 2
+    train = summed.prepare_train_data(2)
+    averaged.prepare_train_data(2)  # its class bookkeeping for task 2
+    batch = train.batch(torch.tensor([0, 1, len(train) - 1]))  # new examples and an exemplar
+    averaged.backbone.load_state_dict(summed.backbone.state_dict())
+    averaged.previous.update(summed.previous.module)
+    # Task 2: classes 0-3 seen, so the mean is the sum over those 4 columns divided by 4.
+    torch.testing.assert_close(averaged.training_loss(batch), summed.training_loss(batch) / 4)
+
+
+def test_raw_features_give_plain_class_means_and_full_squared_distances(class_blobs, backbone_for):
+    bench = class_blobs(seed=0)
+    alg, _ = _trained_on_task_1(bench, backbone_for, normalize_features=False)
+    e = alg.exemplars
+    with torch.no_grad():
+        alg.backbone.eval()
+        phi_e = alg.backbone.features(e["inputs"])
+        batch = bench.load_test(2).all()
+        phi = alg.backbone.features(batch.inputs)
+        scores = alg.predict(batch)
+    means = torch.stack([phi_e[e["targets"] == c].mean(0) for c in (0, 1)])
+    torch.testing.assert_close(alg.class_means[:2], means)
+    assert means.norm(dim=1).max() > 1.5  # not unit vectors: nothing was normalised
+    torch.testing.assert_close(scores[:, :2], -torch.cdist(phi, means) ** 2, rtol=1e-4, atol=1e-3)
+    # Classes without exemplars score below every class that has them, whatever the scale.
+    assert (scores[:, 2:] < scores[:, :2].min(1, keepdim=True).values).all()
 
 
 def test_multi_head_scores_only_the_example_task_classes(blobs, backbone_for):

@@ -96,6 +96,71 @@ def test_class_incremental_distils_old_classes_only(class_blobs, backbone_for):
     assert torch.count_nonzero(grad[:, 2:]) == 0 and torch.count_nonzero(grad[:, :2]) > 0
 
 
+def _head_rows(alg) -> torch.Tensor:
+    linear = alg.backbone.head.linear
+    return torch.cat([linear.weight, linear.bias.unsqueeze(1)], 1).detach().clone()
+
+
+def test_warm_up_trains_only_the_new_classes_units_on_frozen_features(class_blobs, backbone_for):
+    bench = class_blobs(seed=0)
+    alg = LwF(backbone_for(bench), bench, {"warmup_epochs": 3, "warmup_lr": 0.1})
+    assert alg.prepare_train_data(1) is not None and alg.old_classes.sum() == 0  # task 1: no warm-up
+    _train(alg, 1)
+    features, rows = _weights(alg.backbone.features), _head_rows(alg)
+    data = bench.load_train(2)
+    new = data.targets >= 2
+
+    def new_class_loss() -> float:
+        with torch.no_grad():
+            return float(F.cross_entropy(alg.backbone(data.inputs[new])[:, 2:4], data.targets[new] - 2))
+
+    before = new_class_loss()
+    alg.current_task = 2
+    alg.prepare_train_data(2)
+    after = _head_rows(alg)
+    assert torch.equal(_weights(alg.backbone.features), features)  # frozen features
+    assert torch.equal(after[[0, 1, 4, 5]], rows[[0, 1, 4, 5]])  # old and future classes' units untouched
+    assert not torch.equal(after[2:4], rows[2:4])
+    assert new_class_loss() < before
+    assert alg.backbone.training and all(p.grad is None for p in alg.backbone.parameters())
+
+
+def test_warm_up_with_heads_moves_only_the_new_head_and_skips_shared_classes(blobs, backbone_for):
+    bench = blobs(seed=0, multi_head=True)
+    alg = LwF(backbone_for(bench), bench, {"warmup_epochs": 2})
+    _train(alg, 1)
+    rows, size = _head_rows(alg), bench.head_size
+    alg.current_task = 2
+    alg.prepare_train_data(2)
+    after = _head_rows(alg)
+    assert not torch.equal(after[size:2 * size], rows[size:2 * size])  # task 2's head
+    assert torch.equal(after[:size], rows[:size]) and torch.equal(after[2 * size:], rows[2 * size:])
+    shared = blobs(seed=0)  # one head, every task the same classes: no new units, no warm-up
+    alg = LwF(backbone_for(shared), shared, {"warmup_epochs": 2})
+    _train(alg, 1)
+    before = _weights(alg.backbone)
+    alg.current_task = 2
+    alg.prepare_train_data(2)
+    assert torch.equal(_weights(alg.backbone), before)
+
+
+def test_warm_up_needs_features_and_a_head(blobs):
+    from clgym_core.backbone import Backbone
+
+    class Plain(Backbone):
+        name = "plain"
+
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+
+        def forward(self, x, task_ids=None):
+            return self.layer(x)
+
+    with pytest.raises(SpecError, match="warmup_epochs needs a backbone with `features` and a `head`"):
+        LwF(Plain(), blobs(), {"warmup_epochs": 1})
+
+
 def test_lwf_needs_classes(blobs, backbone_for):
     bench = blobs()
     bench.problem = "regression"
