@@ -104,3 +104,17 @@ def test_screenshot_of_the_index_is_not_blank(site, tmp_path) -> None:
     gray = pixels[..., :3].mean(axis=2)
     assert gray.std() > 0.02  # text and table lines on a white page, not one flat colour
     assert (gray < 0.5).mean() > 0.001  # some dark ink
+
+
+def test_the_committed_board_renders_every_entry(tmp_path) -> None:
+    """The board in leaderboard/ (what README links) builds, and the browser shows each of its entries."""
+    board = Path(__file__).resolve().parent.parent / "leaderboard"
+    entries = sorted(f"{p.parent.name}/{p.name}" for p in (board / "entries").glob("*/*") if (p / "entry.json").is_file())
+    assert entries, "leaderboard/entries is empty: run make leaderboard"
+    build_site([board], tmp_path / "site")
+    dom = _browser("--dump-dom", (tmp_path / "site" / "index.html").as_uri())
+    assert 'data-ready="yes"' in dom
+    assert sorted(re.findall(r'<tr class="entry" data-entry="([^"]+)"', dom)) == entries
+    first = entries[0].replace("/", "--")
+    page = _browser("--dump-dom", (tmp_path / "site" / "entries" / f"{first}.html").as_uri())
+    assert f"clgym run --preset {entries[0]}" in page and 'aria-label="accuracy matrix"' in page

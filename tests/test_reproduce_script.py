@@ -90,3 +90,18 @@ def test_masked_task_il_scores_only_the_test_tasks_classes(masked):
         algorithm=SimpleNamespace(predict=lambda batch: batch.inputs),
     )
     assert masked.masked_accuracy(trainer) == [100.0, 50.0]
+
+
+def test_random_angle_runs_use_the_seeds_twenty_angles_and_nearest_rotation(tmp_path):
+    from tests.file_module import load_file_module
+
+    script = load_file_module("der_rotated_random_angles", ROOT / "scripts" / "der_rotated_random_angles.py")
+    angles = script.task_angles(0)
+    assert len(angles) == 20 and all(0 <= a < 180 for a in angles)
+    assert angles[:3] == [114.65, 48.56, 7.38]  # the list docs/results.md quotes for seed 0
+    assert script.task_angles(1) != angles
+    cmd = script.command("er_200", 1, tmp_path)
+    sets = [cmd[i + 1] for i, word in enumerate(cmd) if word == "--set"]
+    assert sets[:2] == ["seed=1", "benchmark.params.interpolation=nearest"]
+    assert sets[2] == "benchmark.params.task_angles=[" + ",".join(f"{a:.2f}" for a in script.task_angles(1)) + "]"
+    assert cmd[cmd.index("--out") + 1] == str(tmp_path / "er_200" / "seed1")

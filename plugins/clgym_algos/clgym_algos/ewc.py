@@ -26,10 +26,12 @@ class EWCParams(Params):
     fisher_examples: int = Field(
         1024, ge=1, description="Training examples of each task (class-balanced) behind its diagonal Fisher."
     )
-    fisher: Literal["empirical", "sample", "exact"] = Field(
+    fisher: Literal["empirical", "sample", "exact", "empirical_weighted"] = Field(
         "empirical",
         description="Labels in the Fisher: the true ones (empirical), drawn from the model (sample), "
-        "or the expectation over all classes (exact).",
+        "the expectation over all classes (exact), or the true ones with each example's squared gradient "
+        "weighted by the model's probability of its label (empirical_weighted: aimagelab/mammoth's ewc_on, "
+        "behind the DER paper's oEWC rows).",
     )
     mode: Literal["separate", "online"] = Field(
         "separate",
@@ -67,7 +69,10 @@ class EWC(UsesFlatParams, Algorithm):
     one vectorised ``torch.func`` pass, in eval mode, each example through its
     own head). ``fisher`` picks the label: the true one ("empirical Fisher",
     what most CL code uses), one drawn from the model's prediction (a one-sample
-    estimate of the true Fisher), or the exact expectation over the classes.
+    estimate of the true Fisher), or the exact expectation over the classes;
+    ``empirical_weighted`` weighs each example's true-label term by the model's
+    probability of that label, as aimagelab/mammoth's ``ewc_on`` does (the
+    DER paper's oEWC rows; not a Fisher of Kirkpatrick et al.).
     ``mode: online`` keeps one running Fisher ``F*_t = gamma F*_{t-1} + F_t``
     anchored at the latest solution, and the penalty while learning task t+1 is
     ``lambda/2 sum_i gamma F*_{t,i} (theta_i - theta*_{t,i})^2``: gamma multiplies
@@ -220,6 +225,11 @@ class EWC(UsesFlatParams, Algorithm):
                     with torch.no_grad():
                         probs = F.softmax(self.forward(batch), dim=-1)
                     fisher += torch.einsum("nc,ncp->p", probs, jac**2)
+                elif self.params.fisher == "empirical_weighted":
+                    with torch.no_grad():
+                        probs = F.softmax(self.forward(batch), dim=-1)
+                    weight = probs.gather(1, batch.targets.long().unsqueeze(1)).squeeze(1)  # p(y_true | x)
+                    fisher += torch.einsum("n,np->p", weight, (jac**2).sum(dim=1))
                 else:
                     fisher += (jac**2).sum(dim=(0, 1))
         finally:

@@ -50,12 +50,12 @@ def _manual_fisher(backbone, data, kind: str) -> torch.Tensor:
         for c in classes:
             backbone.zero_grad()
             log_probs[c].backward(retain_graph=True)
-            weight = log_probs[c].exp().item() if kind == "exact" else 1.0
+            weight = log_probs[c].exp().item() if kind in ("exact", "empirical_weighted") else 1.0
             total += weight * flat.grads() ** 2
     return total / len(data)
 
 
-@pytest.mark.parametrize("kind", ["empirical", "exact"])
+@pytest.mark.parametrize("kind", ["empirical", "exact", "empirical_weighted"])
 @pytest.mark.parametrize("multi_head", [False, True])
 def test_fisher_matches_a_per_example_loop(blobs, backbone_for, kind, multi_head):
     bench = blobs(seed=1, multi_head=multi_head)
@@ -67,6 +67,9 @@ def test_fisher_matches_a_per_example_loop(blobs, backbone_for, kind, multi_head
     assert set(data.task_ids.tolist()) == {2}
     fisher = alg.compute_fisher(2)
     torch.testing.assert_close(fisher, _manual_fisher(backbone, data, kind), rtol=1e-4, atol=1e-8)
+    if kind == "empirical_weighted":  # each term scaled by p(y|x) < 1: below the plain empirical Fisher
+        plain = EWC(backbone, bench, {"fisher_examples": 24}).compute_fisher(2)
+        assert (fisher <= plain + 1e-9).all() and fisher.sum() < plain.sum()
     if multi_head:
         # Task 2's examples only reach head 2: the other heads' rows get no Fisher.
         head = backbone.head.linear.weight.numel()
