@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -10,11 +10,12 @@ from pydantic import Field
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.component import Params
-from clgym_core.data import Batch
+from clgym_core.benchmark import subset
+from clgym_core.data import Batch, sample_indices
 from clgym_core.errors import SpecError
 
 from clgym_algos.flat import UsesFlatParams
-from clgym_algos.memory import draw_train_examples
+from clgym_algos.memory import as_task_data, draw_train_examples
 
 if TYPE_CHECKING:
     from clgym_core.trainer import ContinualTrainer
@@ -32,6 +33,12 @@ class GEMParams(Params):
         "above 0 it pushes the step further inside the feasible cone; 0 is the plain projection.",
     )
     eps: float = Field(1e-3, gt=0, description="Added to the diagonal of G G^T so the dual QP is strictly convex.")
+    memory_sampling: Literal["balanced", "uniform"] = Field(
+        "balanced",
+        description="How a task's memories are drawn from its training data: class-balanced (the benchmark's "
+        "sampling rule), or uniformly without replacement, classes as they fall (aimagelab/mammoth's GEM, "
+        "behind the DER paper's rows: the first batch of a shuffled loader).",
+    )
 
 
 def gem_project(g: torch.Tensor, memory_grads: torch.Tensor, margin: float = 0.5, eps: float = 1e-3) -> torch.Tensor:
@@ -128,7 +135,13 @@ class GEM(UsesFlatParams, Algorithm):
     def train_task_end(self, task: int) -> None:
         if task >= self.benchmark.num_tasks:
             return  # no later task is constrained by it
-        data = self.to_device(draw_train_examples(self.benchmark, task, self.memory_per_task, "gem_memory"))
+        if self.params.memory_sampling == "uniform":
+            train = self.benchmark.load_train(task)
+            rows = sample_indices(len(train), min(self.memory_per_task, len(train)),
+                                  self.benchmark.generator("gem_memory", task))
+            data = self.to_device(as_task_data(subset(train, rows)))
+        else:
+            data = self.to_device(draw_train_examples(self.benchmark, task, self.memory_per_task, "gem_memory"))
         batch = data.all()
         self.memories.append({"inputs": batch.inputs, "targets": batch.targets, "task_ids": batch.task_ids.long()})
 

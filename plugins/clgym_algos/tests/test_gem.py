@@ -75,6 +75,29 @@ def test_applied_step_never_increases_a_previous_memory_loss_to_first_order(blob
     assert conflicts > 0  # the tasks conflict, so the check above met projected steps
 
 
+def test_uniform_memory_sampling_draws_distinct_rows_as_they_fall_and_is_seeded(blobs, backbone_for):
+    bench = blobs(seed=0)
+    drawn = []
+    for _ in range(2):
+        alg = GEM(backbone_for(bench), bench, {"memory_per_task": 7, "memory_sampling": "uniform"})
+        _train_task(alg, 1)
+        memory = alg.memories[0]
+        train = bench.load_train(1)
+        rows = [int(torch.nonzero((train.inputs == x).all(1))[0]) for x in memory["inputs"]]
+        assert len(set(rows)) == 7  # distinct training examples of task 1
+        assert torch.equal(train.targets[rows], memory["targets"])
+        drawn.append(rows)
+    assert drawn[0] == drawn[1]  # the same draw for the same benchmark seed
+    balanced = GEM(backbone_for(bench), bench, {"memory_per_task": 7})
+    _train_task(balanced, 1)
+    assert sorted(balanced.memories[0]["targets"].bincount().tolist()) == [3, 4]  # balanced: 7 = 3 + 4
+    other = blobs(seed=5)
+    alg = GEM(backbone_for(other), other, {"memory_per_task": 7, "memory_sampling": "uniform"})
+    _train_task(alg, 1)
+    other_rows = [int(torch.nonzero((other.load_train(1).inputs == x).all(1))[0]) for x in alg.memories[0]["inputs"]]
+    assert other_rows != drawn[0]  # another seed, another draw
+
+
 def test_gem_needs_a_memory_size(blobs, backbone_for):
     bench = blobs()
     with pytest.raises(SpecError, match="memory_per_task"):
