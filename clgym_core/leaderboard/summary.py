@@ -124,7 +124,7 @@ def render(board: Board, site_entries: list[SiteEntry], timing: dict[str, Any], 
               "```bash",
               f"clgym run --preset {example} --set seed=0 --out runs/row-s0   # one seed of one entry "
               "(clgym-algos ships the presets)",
-              f"clgym leaderboard add runs/row-s0 --board leaderboard   # checked against the entry's spec, seed aside",
+              "clgym leaderboard add runs/row-s0 --board leaderboard   # checked against the entry's spec, seed aside",
               f"clgym tune leaderboard/tune/{example}.yaml --out runs/study --final-seeds {board.seeds}   # its whole study",
               "```", ""]
     return "\n".join(lines)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from pydantic import Field
+from torch import nn
 
 from clgym_core.algorithm import Algorithm
 from clgym_core.component import Params
