@@ -31,10 +31,8 @@ def task_angles(seed: int, num_tasks: int = 20) -> list[float]:
 
 
 def command(stem: str, seed: int, out: Path) -> list[str]:
-    exe = Path(sys.executable).with_name("clgym")
     angles = "[" + ",".join(f"{a:.2f}" for a in task_angles(seed)) + "]"
-    return [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "clgym_core"]),
-            "run", str(SPECS / f"{stem}.yaml"), "--out", str(out / stem / f"seed{seed}"), "--no-progress",
+    return [sys.executable, "-m", "clgym_core", "run", str(SPECS / f"{stem}.yaml"), "--out", str(out / stem / f"seed{seed}"), "--no-progress",
             "--set", f"seed={seed}", "--set", "benchmark.params.interpolation=nearest",
             "--set", f"benchmark.params.task_angles={angles}"]
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from clgym_core.algorithm import Algorithm
+from clgym_core.benchmark import targets_of
 from clgym_core.component import Params
 from clgym_core.data import Batch, DataSource, iterate_batches
 from clgym_core.errors import SpecError
@@ -107,9 +108,10 @@ class LwF(Algorithm):
         multi_head = self.benchmark.num_heads > 1
         columns = None
         if not multi_head:
-            present = torch.zeros(self.benchmark.head_size, dtype=torch.bool, device=self.device)
-            for batch in iterate_batches(data, 4096, device=self.device):
-                present |= F.one_hot(batch.targets.long(), self.benchmark.head_size).any(0)
+            targets = targets_of(data)
+            if targets is None:  # a dataset that does not expose its labels: read them once
+                targets = torch.cat([batch.targets for batch in iterate_batches(data, 4096)])
+            present = F.one_hot(targets.long(), self.benchmark.head_size).any(0).to(self.device)
             columns = present & ~self.old_classes
             if not columns.any():
                 return  # no new classes on a shared head: nothing to warm up

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import Field
 
-from clgym_core.backbone import MLP
+from clgym_core.backbone import MLP, Backbone
 from clgym_core.callback import Callback
 from clgym_core.benchmark import Benchmark, BenchmarkParams
 from clgym_core.data import TaskData
@@ -86,6 +86,19 @@ class ClassIncrementalBlobs(ConflictingBlobs):
         return TaskData.for_task(data.inputs, data.targets + 2 * (task - 1), task)
 
 
+class FeaturelessBackbone(Backbone):
+    """One linear layer on the blobs' 2-D inputs: no ``features`` and no ``head`` (what some methods need)."""
+
+    name = "featureless"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layer(x)
+
+
 def blobs_backbone(benchmark: Benchmark, seed: int = 0, dropout: float = 0.0) -> MLP:
     torch.manual_seed(seed)
     return MLP(input_size=2, hidden_sizes=[128, 128], output_size=benchmark.head_size, num_heads=benchmark.num_heads,
@@ -130,6 +143,11 @@ def class_blobs() -> Callable[..., ClassIncrementalBlobs]:
 def run() -> Callable[..., tuple[ContinualTrainer, Any]]:
     """``run(AlgorithmClass, params, benchmark=..., ...)``: train on the blobs benchmark."""
     return run_blobs
+
+
+@pytest.fixture
+def featureless() -> FeaturelessBackbone:
+    return FeaturelessBackbone()
 
 
 @pytest.fixture

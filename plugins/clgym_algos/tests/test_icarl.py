@@ -161,21 +161,9 @@ def test_multi_head_scores_only_the_example_task_classes(blobs, backbone_for):
     assert trainer.accuracy_matrix[3] == [pytest.approx(100.0, abs=5)] * 3
 
 
-def test_icarl_needs_features(blobs):
-    from clgym_core.backbone import Backbone
-
-    class Plain(Backbone):
-        name = "plain"
-
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.Linear(2, 2)
-
-        def forward(self, x, task_ids=None):
-            return self.layer(x)
-
+def test_icarl_needs_features(blobs, featureless):
     with pytest.raises(SpecError, match="features"):
-        ICaRL(Plain(), blobs())
+        ICaRL(featureless, blobs())
 
 
 class TestICaRLConformance(AlgorithmConformance):

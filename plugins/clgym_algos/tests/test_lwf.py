@@ -144,21 +144,9 @@ def test_warm_up_with_heads_moves_only_the_new_head_and_skips_shared_classes(blo
     assert torch.equal(_weights(alg.backbone), before)
 
 
-def test_warm_up_needs_features_and_a_head(blobs):
-    from clgym_core.backbone import Backbone
-
-    class Plain(Backbone):
-        name = "plain"
-
-        def __init__(self):
-            super().__init__()
-            self.layer = torch.nn.Linear(2, 2)
-
-        def forward(self, x, task_ids=None):
-            return self.layer(x)
-
+def test_warm_up_needs_features_and_a_head(blobs, featureless):
     with pytest.raises(SpecError, match="warmup_epochs needs a backbone with `features` and a `head`"):
-        LwF(Plain(), blobs(), {"warmup_epochs": 1})
+        LwF(featureless, blobs(), {"warmup_epochs": 1})
 
 
 def test_lwf_needs_classes(blobs, backbone_for):
