@@ -134,8 +134,7 @@ class Registry:
                 with _user_interrupts() as interrupted:
                     module = ep.load()
             except BaseException as exc:  # noqa: B036 - a plugin's sys.exit() or stray KeyboardInterrupt too
-                if _is_user_interrupt(exc, interrupted):
-                    raise
+                _raise_if_the_users(exc, interrupted)
                 self.plugins[ep.name] = PluginInfo(
                     ep.name, dist_name, version, load_problems=[f"failed to import {ep.value}: {_one_line(exc)}"]
                 )
@@ -272,8 +271,7 @@ class Registry:
                 with _user_interrupts() as interrupted:
                     (value,) = self.pm.subset_hook_caller(hook, others)(**kwargs) or [None]
             except BaseException as exc:  # noqa: B036 - SystemExit and stray KeyboardInterrupts of a plugin too
-                if _is_user_interrupt(exc, interrupted):
-                    raise
+                _raise_if_the_users(exc, interrupted)
                 getattr(info, problems).append(f"hook {hook} raised {_one_line(exc)}")
                 continue
             results.append((info, value))
@@ -408,33 +406,54 @@ def _trace_after(outcome: Any, hook: str, impls: list[Any], kwargs: dict[str, An
     sys.stderr.write(f"clgym: {who}.{hook}({args}) -> {result}\n")
 
 
+class _Presses:
+    """What :func:`_user_interrupts` saw: ``pressed`` when our handler caught a SIGINT;
+    ``unknowable`` off the main thread, where no handler can be installed."""
+
+    def __init__(self, unknowable: bool) -> None:
+        self.pressed = False
+        self.unknowable = unknowable
+
+
 @contextlib.contextmanager
 def _user_interrupts() -> Any:
-    """Note whether the user pressed Ctrl-C while plugin code ran (yields a one-item list).
+    """Note whether the user pressed Ctrl-C while plugin code ran (yields a :class:`_Presses`).
 
     A plugin that raises ``KeyboardInterrupt`` itself is a broken plugin; a real SIGINT
-    must still stop the tool. Only the main thread can install the handler; elsewhere
-    every ``KeyboardInterrupt`` counts as the user's.
+    must still stop the tool, even when the plugin's code swallowed it (an extension's
+    import that catches every error) or turned it into another exception: the block
+    then raises ``KeyboardInterrupt``. Only the main thread can install the handler;
+    elsewhere every ``KeyboardInterrupt`` counts as the user's.
     """
-    flag = [threading.current_thread() is not threading.main_thread()]
+    presses = _Presses(unknowable=threading.current_thread() is not threading.main_thread())
 
     def handler(signum: int, frame: Any) -> None:
-        flag[0] = True
+        presses.pressed = True
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGINT, handler) if not flag[0] else None
+        previous = signal.signal(signal.SIGINT, handler) if not presses.unknowable else None
     except ValueError:  # not the main interpreter's main thread
-        previous, flag[0] = None, True
+        previous, presses.unknowable = None, True
     try:
-        yield flag
+        yield presses
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if presses.pressed:  # the plugin's code went on as if nothing had been pressed
+        raise KeyboardInterrupt
 
 
-def _is_user_interrupt(exc: BaseException, interrupted: list[bool]) -> bool:
-    return isinstance(exc, KeyboardInterrupt) and interrupted[0] or isinstance(exc, GeneratorExit)
+def _raise_if_the_users(exc: BaseException, presses: _Presses) -> None:
+    """Re-raise ``exc``, raised by plugin code, when it ends the tool instead of marking the plugin broken.
+
+    A press noted during the call makes any exception the user's (an import that turned
+    the ``KeyboardInterrupt`` into another error): it leaves as ``KeyboardInterrupt``.
+    """
+    if isinstance(exc, GeneratorExit) or isinstance(exc, KeyboardInterrupt) and (presses.pressed or presses.unknowable):
+        raise exc
+    if presses.pressed:
+        raise KeyboardInterrupt from exc
 
 
 def _one_line(exc: BaseException) -> str:

@@ -325,6 +325,75 @@ def test_ctrl_c_while_importing_exits_130_without_a_traceback(delay: float) -> N
     assert "Traceback" not in err and err.strip().endswith("interrupted")
 
 
+def test_ctrl_c_inside_a_command_says_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Typer turns a KeyboardInterrupt inside a command into a silent exit 130
+    from clgym_core.registry import Registry
+
+    def pressed(self, kind):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Registry, "components", pressed)
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 130
+    assert result.output.strip() == "interrupted"
+
+
+def test_ctrl_c_during_the_interpreters_teardown_changes_nothing() -> None:
+    """CI once saw -2: a second press landed after the command was over, while Python tore down.
+
+    The atexit hook below stands for that press: it arrives after ``main`` has returned.
+    """
+    code = ("import atexit, os, signal, sys\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+            "sys.argv = ['clgym', '--version']\n"
+            "from clgym_core.entry import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("clgym-core ") and "Traceback" not in proc.stderr
+
+
+def _entry_with(cli: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``python -m`` of ``clgym_core.entry.main`` with its CLI import replaced by ``cli`` (a function body).
+
+    Through ``-m`` as ``python -m clgym_core``: only that way does CPython consult the mark that
+    an exec left behind (a script or ``-c`` leave through another exit path).
+    """
+    (tmp_path / "fake_clgym.py").write_text(
+        "import os, signal, sys\n"
+        "from clgym_core import entry\n"
+        "def fake_import():\n" + "".join(f"    {line}\n" for line in cli.splitlines()) +
+        "entry._import_cli = fake_import\n"
+        "entry.main()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "fake_clgym"], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("swallowed_as", ["pass", "raise ValueError('half-imported')"])
+def test_ctrl_c_swallowed_by_an_import_still_stops_the_command(swallowed_as: str, tmp_path: Path) -> None:
+    # torch 2.4's torch._C swallows a KeyboardInterrupt raised in the imports it makes, or fails later on
+    proc = _entry_with("try:\n"
+                       "    os.kill(os.getpid(), signal.SIGINT)\n"
+                       "except KeyboardInterrupt:\n"
+                       f"    {swallowed_as}\n"
+                       "return lambda: print('ran')", tmp_path)
+    assert proc.returncode == 130, proc.stderr
+    assert "ran" not in proc.stdout and proc.stderr.strip() == "interrupted"
+
+
+def test_ctrl_c_that_left_an_exec_still_exits_130(tmp_path: Path) -> None:
+    # CI saw -2: CPython marks a KeyboardInterrupt leaving exec(str) (dataclasses) as unhandled
+    proc = _entry_with("def cli():\n"
+                       "    try:\n"
+                       "        exec('import os, signal; os.kill(os.getpid(), signal.SIGINT)')\n"
+                       "    except KeyboardInterrupt:\n"
+                       "        print('interrupted', file=sys.stderr)\n"
+                       "        sys.exit(130)\n"
+                       "return cli", tmp_path)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "interrupted"
+
+
 # ---- a full disk, plots of unequal runs ----------------------------------------------------------------
 
 

@@ -267,7 +267,8 @@ def test_hook_raising_system_exit_is_a_problem_not_an_exit() -> None:
         assert any("clgym_register_algorithms raised SystemExit" in p for p in reg.problems())
 
 
-def test_a_real_ctrl_c_during_plugin_import_still_interrupts(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("plugin_code", ["lets_it_through", "swallows_it", "turns_it_into_an_error"])
+def test_a_real_ctrl_c_during_plugin_import_still_interrupts(monkeypatch: pytest.MonkeyPatch, plugin_code: str) -> None:
     import os
     import signal
 
@@ -279,19 +280,49 @@ def test_a_real_ctrl_c_during_plugin_import_still_interrupts(monkeypatch: pytest
             return None
 
         def exec_module(self, module):  # noqa: ANN001
-            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while this plugin imports
-            import time
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while this plugin imports
+                import time
 
-            time.sleep(1)
+                time.sleep(1)
+            except KeyboardInterrupt:  # as torch 2.4's torch._C does with the imports it makes
+                if plugin_code == "lets_it_through":
+                    raise
+                if plugin_code == "turns_it_into_an_error":
+                    raise ValueError("half-imported module") from None
 
     class Finder(importlib.abc.MetaPathFinder):
         def find_spec(self, fullname, path, target=None):  # noqa: ANN001
-            return importlib.util.spec_from_loader(fullname, Loader()) if fullname == "clgym_fake_slow" else None
+            return importlib.util.spec_from_loader(fullname, Loader()) if fullname == module_name else None
 
+    module_name = f"clgym_fake_slow_{plugin_code}"
+    monkeypatch.delitem(sys.modules, module_name, raising=False)
     monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
-    fake_entry_points(monkeypatch, {"slow": ("clgym_fake_slow", "clgym-fake-slow")})
+    fake_entry_points(monkeypatch, {"slow": (module_name, "clgym-fake-slow")})
     with pytest.raises(KeyboardInterrupt):
         Registry(autoload=True, blocked=set())
+
+
+def test_a_real_ctrl_c_swallowed_by_a_hook_still_interrupts() -> None:
+    import os
+    import signal
+
+    class Swallowing:
+        @staticmethod
+        @hookimpl
+        def clgym_register_algorithms() -> list[type]:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                import time
+
+                time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+            return []
+
+    with isolated_registry({"swallows": Swallowing(), "good": make_plugin(algorithms=[Alpha])}) as reg:
+        with pytest.raises(KeyboardInterrupt):
+            reg.get("algorithm", "alpha")
 
 
 def test_hook_implementation_may_take_fewer_arguments_than_its_spec() -> None:

@@ -23,8 +23,24 @@ except ImportError:  # pragma: no cover - Typer on top of click
     import click.exceptions as _click_exceptions  # type: ignore[no-redef]
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past Typer, which would turn it into a silent exit 130."""
+
+
 class ClgymGroup(typer.core.TyperGroup):
     """The root command: turns user errors into one line and an exit code, never a traceback."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -38,9 +54,7 @@ class ClgymGroup(typer.core.TyperGroup):
             code = _say(f"{one_line(exc.format_message())}{hint}", exc.exit_code)
         except _click_exceptions.ClickException as exc:
             code = _say(one_line(exc.format_message()), exc.exit_code)
-        except typer.Abort:
-            code = _say("interrupted", INTERRUPTED, prefix="")
-        except KeyboardInterrupt:
+        except (typer.Abort, _Interrupted, KeyboardInterrupt):
             code = _say("interrupted", INTERRUPTED, prefix="")
         code = code if isinstance(code, int) else 0
         if standalone_mode:
