@@ -6,8 +6,8 @@ never a traceback. Three traps on the way, each met in CI or on a 2-core machine
 
 - an extension's import may swallow the ``KeyboardInterrupt`` (torch 2.4's ``torch._C``
   catches errors of the imports it makes itself) or turn it into another error, and the
-  command would then run as if nothing had been pressed, or fail: the handler notes every
-  press, and a press noted during the import stops the command;
+  command would then run as if nothing had been pressed, or fail: every press is counted
+  (:mod:`clgym_core.interrupts`), and a press counted during the import stops the command;
 - CPython marks a ``KeyboardInterrupt`` that leaves code run by ``exec`` of a string
   (dataclasses build their methods that way) as unhandled, even when we handle it later;
   under ``python -m clgym_core`` it then ends the process by SIGINT after
@@ -15,6 +15,9 @@ never a traceback. Three traps on the way, each met in CI or on a 2-core machine
   on torch 2.4). Each ``exec`` of a string starts by clearing that mark, so we run one;
 - once the command is over Ctrl-C is ignored, so that a press during the interpreter's
   teardown (long after importing torch) cannot turn a finished command into a killed one.
+
+:func:`main` is the console script's entry point, not a library call: it leaves SIGINT
+ignored when it returns.
 """
 
 from __future__ import annotations
@@ -24,26 +27,27 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-INTERRUPTED = 130
+from clgym_core import interrupts
 
-_pressed = False
+INTERRUPTED = 130
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _note_press)
+    before = interrupts.presses()
     try:
+        signal.signal(signal.SIGINT, interrupts.note_press)
         try:
             cli_main = _import_cli()
         except Exception:
-            if not _pressed:
+            if interrupts.presses() == before:
                 raise
-        if _pressed:  # swallowed by an import on the way, or turned into another error
+        if interrupts.presses() != before:  # swallowed by an import on the way, or turned into another error
             raise KeyboardInterrupt
         cli_main()
     except KeyboardInterrupt:
         _leave_interrupted()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupts.ignore_sigint()
         exec("pass")  # clears CPython's stale "unhandled KeyboardInterrupt" mark (see above)
 
 
@@ -53,14 +57,8 @@ def _import_cli() -> Callable[[], Any]:
     return cli_main
 
 
-def _note_press(signum: int, frame: Any) -> None:
-    global _pressed
-    _pressed = True
-    raise KeyboardInterrupt
-
-
 def _leave_interrupted() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while leaving changes nothing
+    interrupts.ignore_sigint()  # a second Ctrl-C while leaving changes nothing
     try:
         sys.stderr.write("interrupted\n")
         sys.stderr.flush()

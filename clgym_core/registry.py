@@ -30,7 +30,7 @@ from typing import Any
 
 import pluggy
 
-from clgym_core import hookspecs
+from clgym_core import hookspecs, interrupts
 from clgym_core.component import normalize_name
 from clgym_core.errors import RegistryError
 from clgym_core.kinds import KIND_NAMES, KINDS, kind_named
@@ -130,11 +130,12 @@ class Registry:
             if ep.name in self.blocked:
                 self.plugins[ep.name] = PluginInfo(ep.name, dist_name, version, blocked=True)
                 continue
+            presses = _Presses()
             try:
-                with _user_interrupts() as interrupted:
+                with _user_interrupts(presses):
                     module = ep.load()
             except BaseException as exc:  # noqa: B036 - a plugin's sys.exit() or stray KeyboardInterrupt too
-                _raise_if_the_users(exc, interrupted)
+                _raise_if_the_users(exc, presses)
                 self.plugins[ep.name] = PluginInfo(
                     ep.name, dist_name, version, load_problems=[f"failed to import {ep.value}: {_one_line(exc)}"]
                 )
@@ -267,11 +268,12 @@ class Registry:
             if info is None:
                 continue
             others = [p for p in self.pm.get_plugins() if p is not impl.plugin]
+            presses = _Presses()
             try:
-                with _user_interrupts() as interrupted:
+                with _user_interrupts(presses):
                     (value,) = self.pm.subset_hook_caller(hook, others)(**kwargs) or [None]
             except BaseException as exc:  # noqa: B036 - SystemExit and stray KeyboardInterrupts of a plugin too
-                _raise_if_the_users(exc, interrupted)
+                _raise_if_the_users(exc, presses)
                 getattr(info, problems).append(f"hook {hook} raised {_one_line(exc)}")
                 continue
             results.append((info, value))
@@ -407,39 +409,39 @@ def _trace_after(outcome: Any, hook: str, impls: list[Any], kwargs: dict[str, An
 
 
 class _Presses:
-    """What :func:`_user_interrupts` saw: ``pressed`` when our handler caught a SIGINT;
-    ``unknowable`` off the main thread, where no handler can be installed."""
+    """Ctrl-C during a stretch of plugin code: ``pressed`` once :mod:`clgym_core.interrupts`
+    has counted a SIGINT since ``before``; ``unknowable`` off the main thread, where no
+    handler can be installed and every ``KeyboardInterrupt`` counts as the user's."""
 
-    def __init__(self, unknowable: bool) -> None:
-        self.pressed = False
-        self.unknowable = unknowable
+    def __init__(self) -> None:
+        self.before = interrupts.presses()
+        self.unknowable = threading.current_thread() is not threading.main_thread()
+
+    @property
+    def pressed(self) -> bool:
+        return interrupts.presses() != self.before
 
 
 @contextlib.contextmanager
-def _user_interrupts() -> Any:
-    """Note whether the user pressed Ctrl-C while plugin code ran (yields a :class:`_Presses`).
+def _user_interrupts(presses: _Presses) -> Any:
+    """Count the user's Ctrl-C presses while plugin code runs (``presses``, made before the block).
 
     A plugin that raises ``KeyboardInterrupt`` itself is a broken plugin; a real SIGINT
     must still stop the tool, even when the plugin's code swallowed it (an extension's
-    import that catches every error) or turned it into another exception: the block
-    then raises ``KeyboardInterrupt``. Only the main thread can install the handler;
-    elsewhere every ``KeyboardInterrupt`` counts as the user's.
+    import that catches every error): the block then raises ``KeyboardInterrupt``
+    (:func:`_raise_if_the_users` does the same for a press turned into another error).
     """
-    presses = _Presses(unknowable=threading.current_thread() is not threading.main_thread())
-
-    def handler(signum: int, frame: Any) -> None:
-        presses.pressed = True
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler) if not presses.unknowable else None
-    except ValueError:  # not the main interpreter's main thread
-        previous, presses.unknowable = None, True
+    previous = None
+    if not presses.unknowable:
+        try:
+            previous = signal.signal(signal.SIGINT, interrupts.note_press)
+        except ValueError:  # not the main interpreter's main thread
+            presses.unknowable = True
     try:
         yield presses
     finally:
         if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+            interrupts.set_sigint(previous)  # a press pending here is counted, so it still interrupts
     if presses.pressed:  # the plugin's code went on as if nothing had been pressed
         raise KeyboardInterrupt
 
@@ -447,7 +449,7 @@ def _user_interrupts() -> Any:
 def _raise_if_the_users(exc: BaseException, presses: _Presses) -> None:
     """Re-raise ``exc``, raised by plugin code, when it ends the tool instead of marking the plugin broken.
 
-    A press noted during the call makes any exception the user's (an import that turned
+    A press counted during the call makes any exception the user's (an import that turned
     the ``KeyboardInterrupt`` into another error): it leaves as ``KeyboardInterrupt``.
     """
     if isinstance(exc, GeneratorExit) or isinstance(exc, KeyboardInterrupt) and (presses.pressed or presses.unknowable):

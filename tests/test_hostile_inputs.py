@@ -338,6 +338,53 @@ def test_ctrl_c_inside_a_command_says_interrupted(monkeypatch: pytest.MonkeyPatc
     assert result.output.strip() == "interrupted"
 
 
+@pytest.mark.parametrize("then", ["returns", "fails"])
+def test_ctrl_c_a_library_swallowed_inside_a_command(monkeypatch: pytest.MonkeyPatch,
+                                                                       then: str) -> None:
+    # matplotlib, pandas, optuna are imported lazily inside commands; such an import may swallow the press
+    from clgym_core import interrupts
+    from clgym_core.registry import Registry
+
+    def swallowing(self, kind):  # noqa: ANN001
+        try:
+            interrupts.note_press(signal.SIGINT, None)  # the console script's handler, as a press runs it
+        except KeyboardInterrupt:
+            pass
+        if then == "fails":
+            raise ValueError("half-imported module")
+        return {}
+
+    monkeypatch.setattr(Registry, "components", swallowing)
+    result = runner.invoke(app, ["list"])
+    if then == "returns":  # the command finished its work: its result stands
+        assert result.exit_code == 0 and "interrupted" not in result.output
+    else:  # the library's error is the press's doing
+        assert result.exit_code == 130
+        assert result.output.strip() == "interrupted"
+
+
+def test_ignoring_ctrl_c_survives_a_press_pending_at_that_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clgym_core import interrupts
+
+    calls = []
+    real = signal.signal
+
+    def pending_once(signum, handler):  # noqa: ANN001
+        calls.append(handler)
+        if len(calls) == 1:  # signal.signal runs a pending handler before it swaps
+            raise KeyboardInterrupt
+        return real(signum, handler)
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(signal, "signal", pending_once)
+    try:
+        interrupts.ignore_sigint()
+        assert calls == [signal.SIG_IGN, signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        real(signal.SIGINT, previous)
+
+
 def test_ctrl_c_during_the_interpreters_teardown_changes_nothing() -> None:
     """CI once saw -2: a second press landed after the command was over, while Python tore down.
 

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 import typer.core
 
+from clgym_core import interrupts
 from clgym_core.cli.common import INTERRUPTED, USER_ERROR, err_console, one_line
 from clgym_core.errors import ClgymError
 
@@ -24,7 +25,12 @@ except ImportError:  # pragma: no cover - Typer on top of click
 
 
 class _Interrupted(Exception):
-    """Ctrl-C inside a command, carried past Typer, which would turn it into a silent exit 130."""
+    """Ctrl-C inside a command, carried past Typer, which would turn it into a silent exit 130.
+
+    Presses are counted by :mod:`clgym_core.interrupts` when the console script runs: a
+    command that fails after a press some library swallowed (a lazy import that then
+    fails) ends as interrupted, not with that library's error.
+    """
 
 
 class ClgymGroup(typer.core.TyperGroup):
@@ -37,10 +43,18 @@ class ClgymGroup(typer.core.TyperGroup):
             raise _Interrupted from None
 
     def invoke(self, ctx: Any) -> Any:
+        before = interrupts.presses()
         try:
+            # A press swallowed on the way to a normal return changes nothing: the work is done.
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise _Interrupted from None
+        except typer.Exit:  # the command's own exit code (e.g. 130 after its own message)
+            raise
+        except Exception:
+            if interrupts.presses() != before:  # a press some library swallowed, then failed on
+                raise _Interrupted from None
+            raise
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
