@@ -339,8 +339,7 @@ def test_ctrl_c_inside_a_command_says_interrupted(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("then", ["returns", "fails"])
-def test_ctrl_c_a_library_swallowed_inside_a_command(monkeypatch: pytest.MonkeyPatch,
-                                                                       then: str) -> None:
+def test_ctrl_c_a_library_swallowed_inside_a_command(monkeypatch: pytest.MonkeyPatch, then: str) -> None:
     # matplotlib, pandas, optuna are imported lazily inside commands; such an import may swallow the press
     from clgym_core import interrupts
     from clgym_core.registry import Registry
@@ -386,7 +385,7 @@ def test_ignoring_ctrl_c_survives_a_press_pending_at_that_moment(monkeypatch: py
 
 
 def test_ctrl_c_during_the_interpreters_teardown_changes_nothing() -> None:
-    """CI once saw -2: a second press landed after the command was over, while Python tore down.
+    """A press that lands after the command is over, while Python tears down, changes nothing.
 
     The atexit hook below stands for that press: it arrives after ``main`` has returned.
     """
