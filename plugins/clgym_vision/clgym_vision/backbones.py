@@ -19,19 +19,32 @@ class MLP2LayersParams(Params):
     output_size: int = Field(10, ge=1, description="Outputs per head; defaults from the benchmark.")
     num_heads: int = Field(1, ge=1, description="Task heads (task-incremental); defaults from the benchmark.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each hidden activation.")
+    dropout_at_eval: bool = Field(
+        False,
+        description="Keep the dropout active when evaluating too (one stochastic pass): how the Stable SGD "
+        "authors' copy of the A-GEM code ran its baselines (tf.nn.dropout, keep 0.75, has no training flag).",
+    )
     activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu", "elu"] = Field(
         "relu", description="Hidden activation."
     )
-    init: Literal["pytorch", "xavier"] = Field(
+    init: Literal["pytorch", "xavier", "truncated_normal"] = Field(
         "pytorch",
-        description="Weights: pytorch (nn.Linear's default) or xavier (Glorot uniform, gain 1, zero biases, "
-        "each task head its own layer: the MNIST MLP of the DER authors' code).",
+        description="Weights: pytorch (nn.Linear's default); xavier (Glorot uniform, gain 1, zero biases, "
+        "each task head its own layer: the MNIST MLP of the DER authors' code); truncated_normal (normal, "
+        "std 0.1, redrawn beyond 2 std, biases 0.1: the A-GEM authors' TensorFlow MLP).",
     )
 
     @property
     def hidden_sizes(self) -> list[int]:
         """What the core MLP builds from: two hidden layers of ``hidden_size``."""
         return [self.hidden_size, self.hidden_size]
+
+
+class _EvalDropout(nn.Dropout):
+    """Dropout that stays on in ``eval()`` mode (inverted scaling, as in training)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=True)
 
 
 class MLP2Layers(MLP):
@@ -44,6 +57,12 @@ class MLP2Layers(MLP):
     size and heads default from the benchmark. Where we differ: CL-Gym allowed
     two different hidden widths; here both take ``hidden_size`` (use the core
     ``mlp`` for other shapes).
+
+    Two options exist to rerun other authors' baselines on the same network:
+    ``init: truncated_normal`` is the A-GEM code's initialisation
+    (``truncated_normal_initializer(stddev=0.1)``, biases 0.1), and
+    ``dropout_at_eval`` keeps dropout on at test time, as the Stable SGD
+    authors' fork of that code did for its EWC, A-GEM and ER rows.
     """
 
     name = "mlp2layers"
@@ -53,6 +72,20 @@ class MLP2Layers(MLP):
         super().__init__(params, **kwargs)
         if self.params.init == "xavier":
             self._xavier()
+        elif self.params.init == "truncated_normal":
+            self._truncated_normal()
+        if self.params.dropout_at_eval:
+            for index, module in enumerate(self.features):
+                if isinstance(module, nn.Dropout):
+                    self.features[index] = _EvalDropout(module.p)
+
+    @torch.no_grad()
+    def _truncated_normal(self) -> None:
+        """N(0, 0.1^2) redrawn outside [-0.2, 0.2] (TensorFlow's truncated normal), biases 0.1 (A-GEM's ``fc_variables``)."""
+        for layer in [m for m in self.features if isinstance(m, nn.Linear)] + [self.head.linear]:
+            nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.1, a=-0.2, b=0.2)
+            if layer.bias is not None:
+                layer.bias.fill_(0.1)
 
     @torch.no_grad()
     def _xavier(self) -> None:

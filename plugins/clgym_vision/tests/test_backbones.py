@@ -137,3 +137,38 @@ def test_mlp2layers_xavier_init_bounds_and_zero_biases():
         assert torch.all(layer.bias == 0)
     default = MLP2Layers(hidden_size=100)
     assert default.features[1].weight.abs().max() <= 1 / 784**0.5  # PyTorch's default is kept unless asked
+
+
+def test_mlp2layers_truncated_normal_init_is_the_agem_codes():
+    torch.manual_seed(0)
+    net = MLP2Layers(init="truncated_normal")
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for layer in linears:
+        w = layer.weight
+        assert w.abs().max() <= 0.2  # redrawn beyond 2 std of 0.1
+        assert w.abs().max() > 0.19
+        # the std of N(0, 0.1^2) cut at +-2 std is 0.1 * 0.8796
+        assert abs(w.std().item() - 0.08796) < 0.004
+        assert torch.all(layer.bias == 0.1)
+
+
+def test_mlp2layers_dropout_at_eval_stays_on_after_eval():
+    x = torch.rand(64, 784)
+    torch.manual_seed(0)
+    kept = MLP2Layers(dropout=0.25, dropout_at_eval=True).eval()
+    torch.manual_seed(0)
+    usual = MLP2Layers(dropout=0.25).eval()
+    with torch.no_grad():
+        assert torch.equal(usual(x), usual(x))  # the default: no dropout in eval mode
+        hidden = kept.features[:3](x)
+        dropped = kept.features[3](hidden)
+        zeroed = ((dropped == 0) & (hidden != 0)).float().sum() / (hidden != 0).float().sum()
+        assert 0.2 < zeroed < 0.3  # a quarter of the units dropped in eval mode
+        survivors = dropped != 0
+        assert torch.allclose(dropped[survivors], hidden[survivors] / 0.75)  # inverted scaling, as in training
+        assert not torch.equal(kept(x), kept(x))  # a fresh mask on every evaluation pass
+    assert kept.set_dropout(0.5) == 2 and kept.features[3].p == 0.5  # stable_sgd can still set the rate
+    without = MLP2Layers(dropout=0.0, dropout_at_eval=True).eval()
+    with torch.no_grad():
+        assert torch.equal(without(x), without(x))
