@@ -86,14 +86,19 @@ def read_data_sets(path, one_hot=True, validation_size=5000):
 '''
 
 
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def prepare(repo: Path, mnist: Path, work: Path) -> Path:
     """A patched copy of their code under ``work``; returns the directory holding fc_mnist.py."""
     source = repo / CODE
     if not (source / "fc_mnist.py").is_file():
-        sys.exit(f"error: --repo: {repo} has no {CODE / 'fc_mnist.py'} (a checkout of imirzadeh/stable-continual-learning)")
+        _refuse(f"--repo: {repo} has no {CODE / 'fc_mnist.py'} (a checkout of imirzadeh/stable-continual-learning)")
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         if not (mnist / name).is_file():
-            sys.exit(f"error: --mnist: {mnist} has no {name} (the uncompressed MNIST IDX files)")
+            _refuse(f"--mnist: {mnist} has no {name} (the uncompressed MNIST IDX files)")
     target = work / "code"
     shutil.copytree(source, target)
     for path in target.rglob("*.py"):
@@ -118,7 +123,7 @@ def main() -> None:
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        sys.exit("error: tensorflow is not installed (pip install tensorflow-cpu opencv-python-headless scipy six matplotlib ipython)")
+        _refuse("tensorflow is not installed (pip install tensorflow-cpu opencv-python-headless scipy six matplotlib ipython)")
     with tempfile.TemporaryDirectory(prefix="fc_mnist_") as tmp:
         code = prepare(args.repo, args.mnist, Path(tmp))
         log_dir = Path(tmp) / "results"
