@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from clgym_vision.formats import write_idx
+from tests.file_module import load_file_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("authors_fc_mnist", ROOT / "scripts" / "authors_fc_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    return load_file_module("authors_fc_mnist", ROOT / "scripts" / "authors_fc_mnist.py")
 
 
 def _fake_checkout(root: Path) -> Path:
@@ -40,10 +33,10 @@ def _fake_mnist(root: Path, train: int = 5010, test: int = 7) -> Path:
     raw = root / "raw"
     raw.mkdir()
     rng = np.random.default_rng(0)
-    _idx(raw / "train-images-idx3-ubyte", rng.integers(0, 256, (train, 28, 28)))
-    _idx(raw / "train-labels-idx1-ubyte", np.arange(train) % 10)
-    _idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (test, 28, 28)))
-    _idx(raw / "t10k-labels-idx1-ubyte", (np.arange(test) + 3) % 10)
+    write_idx(raw / "train-images-idx3-ubyte", rng.integers(0, 256, (train, 28, 28)))
+    write_idx(raw / "train-labels-idx1-ubyte", np.arange(train) % 10)
+    write_idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (test, 28, 28)))
+    write_idx(raw / "t10k-labels-idx1-ubyte", (np.arange(test) + 3) % 10)
     return raw
 
 
